@@ -1,0 +1,88 @@
+"""Throughput of the 1D sweep and the projected time of the paper's Fig. 3 grid.
+
+  python benchmarks/sweep1d.py [--epochs=2] [--platform=cpu|gpu]
+
+For every group of the paper grid (reg, and reg+cls for each K) it trains one full chunk of
+real-size datasets for a few epochs, times it after compilation, and scales to 80 epochs and
+the grid's number of chunks. Prints a table, then ``paper_grid_projected_seconds=<float>``.
+Reference point (shared/spec/UPSTREAM.md): the authors' PyTorch code trains one (reg, reg+cls)
+pair in 80.7 s on a 2-core CPU, so the paper grid's 3000 pairs take about 67 hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from regcls_jax import runtime
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--epochs", type=int, default=2, help="epochs timed per group")
+  parser.add_argument("--logits_budget", type=int, default=None, help="override the config's")
+  parser.add_argument("--devices", type=int, default=None, help="CPU devices (default: cores)")
+  args = parser.parse_args()
+  runtime.configure(num_cpu_devices=args.devices)
+
+  import jax
+  import numpy as np
+
+  from regcls_jax import sweep
+  from regcls_jax.config_utils import load_config
+  from regcls_jax.data import synthetic1d
+
+  config = load_config("configs/synthetic1d.py", "grid=paper")
+  if args.logits_budget:
+    config.logits_budget = args.logits_budget
+  paper_epochs = config.epochs
+  config.epochs = args.epochs
+  mesh = sweep.make_mesh()
+  runs = sweep.plan_runs(config)
+  chunks = sweep.plan_chunks(runs, mesh.devices.size, config)
+  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+
+  t0 = time.perf_counter()
+  for key in {(r.scenario, r.sampling, r.function, r.version) for r in runs[:400]}:
+    cache.get(*key)
+  per_dataset = (time.perf_counter() - t0) / len(cache._cache)  # noqa: SLF001
+  num_datasets = len({r.dataset for r in runs}) + len({(r.scenario, r.function, r.version)
+                                                       for r in runs})
+
+  print(f"device: {jax.devices()[0].device_kind} x {mesh.devices.size} | timed epochs: "
+        f"{args.epochs}, scaled to {paper_epochs}")
+  header = f"{'group':<16}{'models':>8}{'chunk':>7}{'chunks':>8}{'s/chunk@80ep':>14}" \
+           f"{'models/s':>10}{'group s':>10}"
+  print(header)
+  print("-" * len(header))
+  total = per_dataset * num_datasets
+  models = 0
+  by_group: dict[str, list] = {}
+  for chunk in chunks:
+    by_group.setdefault(chunk.group, []).append(chunk)
+  for group, members in by_group.items():
+    # A chunk from the middle of the group: real data of the paper sizes (clean/noisy/ood mix).
+    chunk = members[len(members) // 2]
+    sweep.train_chunk(chunk, cache, config, mesh)  # compile
+    t = time.perf_counter()
+    sweep.train_chunk(chunk, cache, config, mesh)
+    secs = (time.perf_counter() - t) * paper_epochs / args.epochs
+    n = sum(c.num_real for c in members)
+    group_secs = secs * len(members)
+    total += group_secs
+    models += n
+    print(f"{group:<16}{n:>8}{len(chunk.runs):>7}{len(members):>8}{secs:>14.2f}"
+          f"{len(chunk.runs) / secs:>10.2f}{group_secs:>10.1f}")
+  print("-" * len(header))
+  print(f"data generation: {per_dataset * 1e3:.0f} ms/dataset x {num_datasets} datasets")
+  pairs = sum(1 for r in runs if r.method == "regcls")
+  print(f"paper grid: {models} models ({pairs} reg+cls, {models - pairs} reg), projected "
+        f"{total:.0f} s = {total / 60:.1f} min; {models / total:.2f} models/s; "
+        f"reference PyTorch: 80.7 s per (reg, reg+cls) pair -> {pairs * 80.7 / 3600:.0f} h "
+        f"({pairs * 80.7 / total:.0f}x)")
+  print(f"paper_grid_projected_seconds={total:.1f}")
+  del np
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,143 @@
+"""Target binning: uniform classes, histogram-equalised classes, class-keep probabilities.
+
+The paper discretises a continuous target into K classes for its auxiliary classification loss
+(Pintea et al., ICCV 2023, Sec. 2.3):
+
+* uniform classes: K equal-width bins between the smallest and largest training target;
+* equalised ("balanced") classes, Eq. 12: adjacent uniform bins are merged by histogram
+  equalisation so the classes hold roughly equal numbers of training samples. The number of
+  classes K' can shrink below K;
+* class-keep probabilities, Eq. 13: ``p(c) = min_j count(j) / count(c)``. A training sample
+  enters the cross-entropy only when a fresh uniform draw falls below its class's probability.
+
+Everything here is plain numpy: binning runs once per dataset, on the host, before training.
+Edges are float64 so that class assignment does not depend on the training dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_num_classes(num_classes: int) -> None:
+  if int(num_classes) != num_classes or num_classes < 2:
+    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+
+
+def uniform_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
+  """K + 1 equal-width edges from ``min(targets)`` to ``max(targets)``.
+
+  Args:
+    targets: training targets, any shape.
+    num_classes: K >= 2.
+
+  Returns:
+    float64 array ``[K + 1]``.
+  """
+  _check_num_classes(num_classes)
+  t = np.asarray(targets, np.float64)
+  if t.size == 0:
+    raise ValueError("cannot bin an empty set of targets")
+  if not np.all(np.isfinite(t)):
+    raise ValueError("targets contain NaN or inf")
+  return np.linspace(t.min(), t.max(), num_classes + 1)
+
+
+def assign_classes(targets: np.ndarray, edges: np.ndarray) -> np.ndarray:
+  """Maps targets to classes: ``[e_k, e_k+1)`` is class k.
+
+  Targets at or above the last edge go to the last class and targets below the first edge to
+  class 0, so every target (also of val/test splits outside the training range) gets a class.
+
+  Args:
+    targets: any shape.
+    edges: ``[K + 1]`` increasing edges.
+
+  Returns:
+    int32 classes in ``[0, K)``, same shape as ``targets``.
+  """
+  edges = np.asarray(edges, np.float64)
+  k = len(edges) - 1
+  cls = np.searchsorted(edges, np.asarray(targets, np.float64), side="right") - 1
+  return np.clip(cls, 0, k - 1).astype(np.int32)
+
+
+def equalised_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
+  """Histogram-equalised class edges (paper Eq. 12, as the reference code computes it).
+
+  1. Histogram the targets into K uniform bins (`uniform_edges`).
+  2. Drop leading empty bins: the first edge stays, the empty bins' upper edges go.
+  3. With the cumulative count ``c_i`` of bin i, N samples and K bins left after step 2, bin i
+     gets ``q_i = ceil(K * c_i / N) - 1`` (the equalisation ``floor((K - 1) cdf)`` of Eq. 12 in
+     the code's rounding). Consecutive bins with the same q form one class, spanning from the
+     lower edge of its first bin to the upper edge of its last. Empty bins thereby merge with
+     the bin before them, so no class is empty.
+
+  Args:
+    targets: training targets.
+    num_classes: K, the number of uniform bins to start from.
+
+  Returns:
+    float64 edges ``[K' + 1]`` with ``K' <= K``.
+  """
+  edges = uniform_edges(targets, num_classes)
+  t = np.asarray(targets, np.float64).ravel()
+  counts = np.bincount(assign_classes(t, edges), minlength=num_classes)
+  first = int(np.argmax(counts > 0))
+  counts = counts[first:]
+  edges = np.concatenate([edges[:1], edges[first + 1 :]])
+  k = len(counts)
+  cum = np.cumsum(counts)
+  q = np.ceil(k * cum / t.size).astype(np.int64) - 1
+  # A class ends at bin i when the next bin has a different q (and at the last bin).
+  ends = np.flatnonzero(np.append(q[1:] != q[:-1], True))
+  return np.concatenate([edges[:1], edges[ends + 1]])
+
+
+def class_counts(classes: np.ndarray, num_classes: int) -> np.ndarray:
+  """Number of samples per class, ``[K]`` int64."""
+  return np.bincount(np.asarray(classes).ravel(), minlength=num_classes)
+
+
+def keep_probabilities(counts: np.ndarray) -> np.ndarray:
+  """Class-keep probabilities of paper Eq. 13: ``min_j count(j) / count(c)``.
+
+  Empty classes (possible with uniform bins) get probability 0 and do not set the minimum;
+  after `equalised_edges` no class is empty.
+
+  Args:
+    counts: ``[K]`` samples per class.
+
+  Returns:
+    float64 ``[K]`` in ``[0, 1]``; the rarest non-empty class has 1.
+  """
+  counts = np.asarray(counts, np.float64)
+  if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0) or not np.any(counts > 0):
+    raise ValueError(f"counts must be a non-empty 1-D array of non-negative numbers, got {counts}")
+  nonzero = counts > 0
+  probs = np.zeros_like(counts)
+  probs[nonzero] = counts[nonzero].min() / counts[nonzero]
+  return probs
+
+
+def make_classes(
+    train_targets: np.ndarray, num_classes: int, balanced: bool
+) -> tuple[np.ndarray, np.ndarray]:
+  """Class edges and per-class keep probabilities for one training set.
+
+  Args:
+    train_targets: the training targets the classes are fitted to.
+    num_classes: K.
+    balanced: False for uniform classes with no masking (every keep probability 1); True for
+      equalised classes (Eq. 12) with the keep probabilities of Eq. 13.
+
+  Returns:
+    ``(edges [K' + 1], keep [K'])``.
+  """
+  if balanced:
+    edges = equalised_edges(train_targets, num_classes)
+    keep = keep_probabilities(class_counts(assign_classes(train_targets, edges), len(edges) - 1))
+  else:
+    edges = uniform_edges(train_targets, num_classes)
+    keep = np.ones(num_classes)
+  return edges, keep

@@ -1,0 +1,1 @@
+"""Data sources: the 1D synthetic family (and, later, the real datasets)."""

@@ -1,0 +1,208 @@
+"""The paper's controlled 1D study: sums of two sines under imbalanced sampling.
+
+Paper Sec. 2.1 / 3.1; the exact generation rules are the reference code's
+(``shared/spec/UPSTREAM.md``, "1D synthetic study"):
+
+* f(x) = A sin(C x) + B sin(D x) on x in [-1, 1]; 10 functions drawn from Python's ``random``
+  seeded 0: A = random(), B = 1.5 - A, C = randint(9, 30), D = C // 3.
+* 5 dataset versions, seeds ``np.random.RandomState(0).randint(0, 10000, 5)``.
+* "uniform" sampling is uniform in the target: a pool of x is binned by y into 1024 bins and each
+  non-empty bin contributes ``n // 1024 + 1`` samples (with replacement).
+* mild / moderate / severe sampling put most samples into a peak of half-width
+  ``r * (ymax - ymin)``, r = 0.3 / 0.1 / 0.03, around a random y, plus 6 samples from every one
+  of the 1024 full-range bins; the sizes are the reference's (about 90% in the peak).
+* Scenarios: clean; noisy (targets + N(0, 0.1)); out-of-distribution (x-intervals alternate
+  between train, val and test, with small random overlaps).
+
+Datasets are a pure function of (function, version, scenario, sampling): every draw comes from
+``np.random.default_rng`` seeded with those ids. Bit-exact agreement with the reference's random
+stream is not a goal; the distributions and sizes are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+
+SCENARIOS = ("clean", "noisy", "ood")
+# Half-width of the peak region as a fraction of the target range; None = uniform in y.
+SAMPLINGS = {"uniform": None, "mild": 0.3, "moderate": 0.1, "severe": 0.03}
+NUM_FUNCTIONS = 10
+VERSION_SEEDS = tuple(int(s) for s in np.random.RandomState(0).randint(0, 10000, 5))
+TRAIN_SEEDS = (0, 421, 8125, 2481, 849)  # the i-th training seed goes with dataset version i
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+  """The reference's sample-count constants."""
+
+  all_samples: int = 60000
+  max_bins: int = 1024
+  min_spls: int = 5
+  pool: int = 100_000  # x values drawn before binning by y
+  noise_std: float = 0.1
+  ood_intervals: int = 9
+
+
+@dataclasses.dataclass(frozen=True)
+class SineFunction:
+  """f(x) = a sin(c x) + b sin(d x)."""
+
+  a: float
+  b: float
+  c: int
+  d: int
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    return self.a * np.sin(self.c * x) + self.b * np.sin(self.d * x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  x: np.ndarray  # float32 [n]
+  y: np.ndarray  # float32 [n]
+
+  def __len__(self) -> int:
+    return len(self.x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset1D:
+  function: int
+  version: int
+  scenario: str
+  sampling: str
+  train: Split
+  val: Split
+  test: Split
+  peak: float | None  # the peak's centre in y, None for uniform sampling
+
+
+def functions(n: int = NUM_FUNCTIONS) -> list[SineFunction]:
+  """The reference's n functions (Python ``random`` seeded 0)."""
+  rng = random.Random(0)
+  out = []
+  for _ in range(n):
+    a = rng.random()
+    c = rng.randint(9, 30)
+    out.append(SineFunction(a=a, b=1.5 - a, c=c, d=c // 3))
+  return out
+
+
+def check_names(scenario: str, sampling: str) -> None:
+  if scenario not in SCENARIOS:
+    raise ValueError(f"unknown scenario {scenario!r}; expected one of {SCENARIOS}")
+  if sampling not in SAMPLINGS:
+    raise ValueError(f"unknown sampling {sampling!r}; expected one of {tuple(SAMPLINGS)}")
+
+
+def _draw_per_bin(rng, xs, ys, lo, hi, num_bins, per_bin):
+  """``per_bin`` draws with replacement from each non-empty y-bin of ``[lo, hi]``."""
+  inside = (ys >= lo) & (ys <= hi)
+  xs, ys = xs[inside], ys[inside]
+  if xs.size == 0 or per_bin <= 0:
+    return np.zeros(0)
+  bins = np.clip(((ys - lo) / (hi - lo) * num_bins).astype(np.int64), 0, num_bins - 1)
+  order = np.argsort(bins, kind="stable")
+  counts = np.bincount(bins, minlength=num_bins)
+  starts = np.cumsum(counts) - counts
+  full = np.flatnonzero(counts)
+  offsets = (rng.random((full.size, per_bin)) * counts[full, None]).astype(np.int64)
+  return xs[order][(starts[full, None] + offsets).ravel()]
+
+
+def _sample_x(rng, xs, ys, n_total, sizes, ratio, peak, y_range):
+  """The reference's target-space sampling of ``n_total`` samples from a pool ``(xs, ys)``.
+
+  ``y_range`` sets the full-range bins; the peak's half-width is ``ratio`` times the global
+  target range, passed in ``peak = (centre, half_width)``.
+  """
+  lo, hi = y_range
+  if ratio is None:
+    return _draw_per_bin(rng, xs, ys, lo, hi, sizes.max_bins, n_total // sizes.max_bins + 1)
+  centre, half = peak
+  per_bin = (n_total - sizes.max_bins * sizes.min_spls) // sizes.max_bins * 2
+  peak_x = _draw_per_bin(rng, xs, ys, centre - half, centre + half, sizes.max_bins, per_bin)
+  peak_x = rng.permutation(peak_x)[: n_total - sizes.max_bins - sizes.min_spls]
+  background = _draw_per_bin(rng, xs, ys, lo, hi, sizes.max_bins, sizes.min_spls + 1)
+  return np.concatenate([peak_x, background])
+
+
+def _ood_intervals(rng, sizes):
+  width = 2.0 / sizes.ood_intervals
+  lo = -1.0 + width * np.arange(sizes.ood_intervals)
+  hi = np.minimum(lo + width + np.abs(rng.normal(0.0, width / 4, sizes.ood_intervals)), 1.0)
+  return lo, hi
+
+
+def make_dataset(
+    function: int, version: int, scenario: str, sampling: str, sizes: Sizes = Sizes()
+) -> Dataset1D:
+  """One (function, version, scenario, sampling) dataset with its train / val / test splits.
+
+  Args:
+    function: index into `functions()`, 0..9.
+    version: dataset version 0..4 (its seed is ``VERSION_SEEDS[version]``).
+    scenario: 'clean', 'noisy' or 'ood'.
+    sampling: 'uniform', 'mild', 'moderate' or 'severe'.
+    sizes: sample-count constants.
+
+  Returns:
+    the dataset; splits are float32.
+  """
+  check_names(scenario, sampling)
+  if not 0 <= function < NUM_FUNCTIONS:
+    raise ValueError(f"function index must be in [0, {NUM_FUNCTIONS}), got {function}")
+  if not 0 <= version < len(VERSION_SEEDS):
+    raise ValueError(f"dataset version must be in [0, {len(VERSION_SEEDS)}), got {version}")
+  f = functions()[function]
+  seed = VERSION_SEEDS[version]
+  ids = [seed, function, SCENARIOS.index(scenario), list(SAMPLINGS).index(sampling)]
+  rng = np.random.default_rng(ids)
+  ratio = SAMPLINGS[sampling]
+
+  if scenario != "ood":
+    xs = rng.uniform(-1.0, 1.0, sizes.pool)
+    ys = f(xs)
+    y_range = (ys.min(), ys.max())
+    half = None if ratio is None else ratio * (y_range[1] - y_range[0])
+    centre = None if ratio is None else rng.uniform(*y_range)
+    x = rng.permutation(_sample_x(rng, xs, ys, sizes.all_samples, sizes, ratio, (centre, half),
+                                  y_range))
+    third = len(x) // 3
+    parts = [x[:third], x[third : 2 * third], x[2 * third :]]
+  else:
+    # The intervals depend on (function, version) only, so every sampling of one dataset version
+    # shares them, and the uniform test split scores the same x-regions.
+    lo, hi = _ood_intervals(np.random.default_rng([seed, function, 2, 99]), sizes)
+    pools = [rng.uniform(a, b, sizes.pool) for a, b in zip(lo, hi)]
+    pool_y = [f(p) for p in pools]
+    glob = f(np.linspace(-1.0, 1.0, sizes.pool))
+    half = None if ratio is None else ratio * (glob.max() - glob.min())
+    centre = None
+    if ratio is not None:
+      ranges = [(py.min(), py.max()) for py in pool_y]
+      for _ in range(10_000):  # re-draw until every split has an interval containing the peak
+        centre = rng.uniform(glob.min(), glob.max())
+        hit = [a <= centre <= b for a, b in ranges]
+        if all(any(hit[i] for i in range(s, sizes.ood_intervals, 3)) for s in range(3)):
+          break
+      else:
+        raise RuntimeError(f"no OOD peak found for function {function}, version {version}")
+    n_int = sizes.all_samples // sizes.ood_intervals
+    per_interval = [
+        _sample_x(rng, p, py, n_int, sizes, ratio, (centre, half), (py.min(), py.max()))
+        for p, py in zip(pools, pool_y)
+    ]
+    parts = [rng.permutation(np.concatenate(per_interval[s::3])) for s in range(3)]
+
+  def split(x):
+    y = f(x)
+    if scenario == "noisy":
+      y = y + rng.normal(0.0, sizes.noise_std, y.shape)
+    return Split(x.astype(np.float32), y.astype(np.float32))
+
+  train, val, test = (split(p) for p in parts)
+  return Dataset1D(function, version, scenario, sampling, train, val, test, centre)

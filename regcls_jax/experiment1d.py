@@ -1,0 +1,146 @@
+"""Driver of the 1D experiment: the checkpointed chunk loop, results, reports and eval mode.
+
+``run(config, workdir)`` trains the grid of `sweep.plan_runs` chunk by chunk, saving an Orbax
+checkpoint (parameters of every finished model + the results so far) at most every
+``config.checkpoint_every_secs`` and at the end; rerunning with the same workdir resumes after
+the last saved chunk. ``evaluate(config, workdir)`` restores the parameters and recomputes every
+model's val and test MSE without training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from regcls_jax import checkpoint, report, sweep
+from regcls_jax.data import synthetic1d
+
+# Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
+_PLAN_FIELDS = ("scenarios", "samplings", "functions", "versions", "methods", "num_classes",
+                "balanced", "lam", "lr", "scale", "hidden", "epochs", "batch_size",
+                "weight_decay", "data", "logits_budget")
+
+
+def plan_fingerprint(config) -> str:
+  d = config.to_dict()
+  blob = json.dumps({k: d[k] for k in _PLAN_FIELDS}, sort_keys=True, default=list)
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _row(run: sweep.Run, metrics: dict, i: int, index: int) -> dict:
+  return dict(scenario=run.scenario, sampling=run.sampling, function=run.function,
+              version=run.version, seed=run.seed, method=run.method,
+              num_classes=run.num_classes, balanced=run.balanced, lam=run.lam, lr=run.lr,
+              val_mse=float(metrics["val_mse"][i]), test_mse=float(metrics["test_mse"][i]),
+              train_loss=float(metrics["train_loss"][i, -1]), group=run.group, index=index)
+
+
+def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarray]]:
+  return {g: {k: np.concatenate([p[k] for p in ps]) for k in ps[0]} for g, ps in parts.items()}
+
+
+def prepare_workdir(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(f"--workdir={workdir} is a file; expected a directory (it is "
+                             "created if missing)")
+  os.makedirs(workdir, exist_ok=True)
+
+
+def run(config, workdir: str) -> list[dict]:
+  """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint."""
+  prepare_workdir(workdir)
+  runs = sweep.plan_runs(config)
+  mesh = sweep.make_mesh()
+  chunks = sweep.plan_chunks(runs, mesh.devices.size, config)
+  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
+  fingerprint = plan_fingerprint(config)
+  rows: list[dict] = []
+  parts: dict[str, list[dict]] = {}
+  done = 0
+  if ckpt.latest_step() is not None:
+    params, meta = ckpt.restore()
+    if meta.get("fingerprint") != fingerprint:
+      raise ValueError(f"{ckpt.directory} holds a checkpoint of a different grid (fingerprint "
+                       f"{meta.get('fingerprint')} != {fingerprint}); use a new --workdir")
+    done, rows = int(meta["chunks_done"]), list(meta["rows"])
+    parts = {g: [p] for g, p in params.items()}
+    logging.info("resuming after chunk %d/%d (%d models restored)", done, len(chunks), len(rows))
+
+  logging.info("1D grid: %d models in %d chunks on %d %s device(s)", len(runs), len(chunks),
+               mesh.devices.size, jax.devices()[0].platform)
+  progress = sweep.Progress(chunks)
+  for chunk in chunks[:done]:
+    progress.skip(chunk)
+  last_save = time.perf_counter()
+  for i in range(done, len(chunks)):
+    chunk = chunks[i]
+    t = time.perf_counter()
+    params, metrics = sweep.train_chunk(chunk, cache, config, mesh)
+    first = sum(len(next(iter(p.values()))) for p in parts.get(chunk.group, []))
+    for j, r in enumerate(chunk.runs[: chunk.num_real]):
+      rows.append(_row(r, metrics, j, first + j))
+    parts.setdefault(chunk.group, []).append(checkpoint.flatten_state(params))
+    progress.update(i, len(chunks), chunk, time.perf_counter() - t)
+    if i + 1 == len(chunks) or time.perf_counter() - last_save > config.checkpoint_every_secs:
+      parts = {g: [p] for g, p in _concat_groups(parts).items()}
+      meta = dict(fingerprint=fingerprint, chunks_done=i + 1, rows=rows)
+      ckpt.save(i + 1, {g: p[0] for g, p in parts.items()}, meta)
+      last_save = time.perf_counter()
+  ckpt.close()
+  write_reports(rows, config, workdir)
+  return rows
+
+
+def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
+  scenarios = [s for s in synthetic1d.SCENARIOS if s in config.scenarios]
+  samplings = [s for s in synthetic1d.SAMPLINGS if s in config.samplings]
+  report.write_csv(rows, os.path.join(workdir, f"results{suffix}.csv"))
+  title = f"1D grid '{config.get('grid', 'custom')}': {len(rows)} models, {config.epochs} epochs"
+  with open(os.path.join(workdir, f"summary{suffix}.md"), "w") as f:
+    f.write(report.summary_markdown(rows, scenarios, samplings, title))
+  report.plot_fig3(rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
+  names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
+  logging.info("wrote %s", ", ".join(os.path.join(workdir, n) for n in names))
+
+
+def evaluate(config, workdir: str) -> list[dict]:
+  """Recomputes val and test MSE of every model from the checkpoint; writes results_eval.csv."""
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {ckpt_dir}; train first")
+  ckpt = checkpoint.Checkpointer(ckpt_dir)
+  params, meta = ckpt.restore()
+  ckpt.close()
+  rows = [dict(r) for r in meta["rows"]]
+  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sweep.make_mesh()
+  by_group: dict[str, list[int]] = {}
+  for i, r in enumerate(rows):
+    by_group.setdefault(r["group"], []).append(i)
+  for group, members in by_group.items():
+    members.sort(key=lambda i: rows[i]["index"])
+    runs = [sweep.Run(**{k: rows[i][k] for k in ("scenario", "sampling", "function", "version",
+                                                  "method", "num_classes", "balanced", "lam",
+                                                  "lr")}) for i in members]
+    template = sweep.param_template(config.hidden, runs[0].num_classes)
+    stacked = checkpoint.unflatten_state(template, params[group])
+    order = np.array([rows[i]["index"] for i in members])
+    stacked = jax.tree.map(lambda a: a[order], stacked)
+    val, test = sweep.evaluate_group(runs, stacked, cache, config, mesh)
+    for i, v, t in zip(members, val, test):
+      rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)
+  write_reports(rows, config, workdir, suffix="_eval")
+  trained = {(r["group"], r["index"]): r["test_mse"] for r in meta["rows"]}
+  diff = max(abs(trained[(r["group"], r["index"])] - r["test_mse"]) for r in rows)
+  logging.info("eval: %d models; max |test MSE - trained run's| = %.3g", len(rows), diff)
+  return rows

@@ -1,0 +1,71 @@
+"""Command line: ``python -m regcls_jax.main --config=configs/synthetic1d.py --workdir=DIR``.
+
+  --mode=train (default) trains and evaluates; --mode=eval recomputes the metrics from the
+  Orbax checkpoint in --workdir (using the config saved there by the training run).
+  Override any config field with --config.<field>=<value>.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from regcls_jax import runtime
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for results, checkpoints and logs.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train: train and evaluate; eval: "
+                  "evaluate the checkpoint in --workdir.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def _saved_config(workdir: str):
+  import ml_collections
+
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  runtime.configure()
+  import jax
+
+  # Multi-host runs (TPU pods, SLURM) set these; a single process needs nothing.
+  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_NTASKS", "1") != "1":
+    jax.distributed.initialize()
+
+  from regcls_jax import train
+
+  workdir = FLAGS.workdir
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise app.UsageError(f"--workdir={workdir} is a file; expected a directory")
+  config = FLAGS.config
+  if FLAGS.mode == "eval":
+    config = _saved_config(workdir) or config
+  if config is None:
+    raise app.UsageError("--config is required (e.g. --config=configs/synthetic1d.py)")
+  logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
+  try:
+    if FLAGS.mode == "train":
+      train.train_and_evaluate(config, workdir)
+    else:
+      train.evaluate(config, workdir)
+  except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+    # Bad input: one line naming what is wrong, no traceback.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

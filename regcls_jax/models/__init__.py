@@ -1,0 +1,1 @@
+"""Flax NNX models: each returns (regression output, classification logits or None)."""

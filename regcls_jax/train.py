@@ -1,0 +1,31 @@
+"""The trainer entry points: ``train_and_evaluate(config, workdir)`` and ``evaluate``.
+
+Each experiment family plugs in here by ``config.experiment``; notebooks and tests call these
+functions directly, the CLI (`main.py`) only parses flags.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from regcls_jax import experiment1d
+
+_EXPERIMENTS = {"synthetic1d": experiment1d}
+
+
+def _experiment(config: ml_collections.ConfigDict):
+  name = config.get("experiment")
+  if name not in _EXPERIMENTS:
+    raise ValueError(f"config.experiment: unknown experiment {name!r}; expected one of "
+                     f"{sorted(_EXPERIMENTS)}")
+  return _EXPERIMENTS[name]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Trains what ``config`` describes, evaluates it, and writes everything under ``workdir``."""
+  return _experiment(config).run(config, workdir)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Evaluates the checkpoint in ``workdir`` without training."""
+  return _experiment(config).evaluate(config, workdir)
