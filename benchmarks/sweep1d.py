@@ -46,13 +46,18 @@ def main() -> None:
   for key in {(r.scenario, r.sampling, r.function, r.version) for r in runs[:400]}:
     cache.get(*key)
   per_dataset = (time.perf_counter() - t0) / len(cache._cache)  # noqa: SLF001
-  num_datasets = len({r.dataset for r in runs}) + len({(r.scenario, r.function, r.version)
-                                                       for r in runs})
+  num_datasets = len({r.dataset for r in runs}) + len(
+    {(r.scenario, r.function, r.version) for r in runs}
+  )
 
-  print(f"device: {jax.devices()[0].device_kind} x {mesh.devices.size} | timed epochs: "
-        f"{args.epochs}, scaled to {paper_epochs}")
-  header = f"{'group':<16}{'models':>8}{'chunk':>7}{'chunks':>8}{'s/chunk@80ep':>14}" \
-           f"{'models/s':>10}{'group s':>10}"
+  print(
+    f"device: {jax.devices()[0].device_kind} x {mesh.devices.size} | timed epochs: "
+    f"{args.epochs}, scaled to {paper_epochs}"
+  )
+  header = (
+    f"{'group':<16}{'models':>8}{'chunk':>7}{'chunks':>8}{'s/chunk@80ep':>14}"
+    f"{'models/s':>10}{'group s':>10}"
+  )
   print(header)
   print("-" * len(header))
   total = per_dataset * num_datasets
@@ -71,15 +76,19 @@ def main() -> None:
     group_secs = secs * len(members)
     total += group_secs
     models += n
-    print(f"{group:<16}{n:>8}{len(chunk.runs):>7}{len(members):>8}{secs:>14.2f}"
-          f"{len(chunk.runs) / secs:>10.2f}{group_secs:>10.1f}")
+    print(
+      f"{group:<16}{n:>8}{len(chunk.runs):>7}{len(members):>8}{secs:>14.2f}"
+      f"{len(chunk.runs) / secs:>10.2f}{group_secs:>10.1f}"
+    )
   print("-" * len(header))
   print(f"data generation: {per_dataset * 1e3:.0f} ms/dataset x {num_datasets} datasets")
   pairs = sum(1 for r in runs if r.method == "regcls")
-  print(f"paper grid: {models} models ({pairs} reg+cls, {models - pairs} reg), projected "
-        f"{total:.0f} s = {total / 60:.1f} min; {models / total:.2f} models/s; "
-        f"reference PyTorch: 80.7 s per (reg, reg+cls) pair -> {pairs * 80.7 / 3600:.0f} h "
-        f"({pairs * 80.7 / total:.0f}x)")
+  print(
+    f"paper grid: {models} models ({pairs} reg+cls, {models - pairs} reg), projected "
+    f"{total:.0f} s = {total / 60:.1f} min; {models / total:.2f} models/s; "
+    f"reference PyTorch: 80.7 s per (reg, reg+cls) pair -> {pairs * 80.7 / 3600:.0f} h "
+    f"({pairs * 80.7 / total:.0f}x)"
+  )
   print(f"paper_grid_projected_seconds={total:.1f}")
   del np
 

@@ -70,7 +70,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # Data sizes (synthetic1d.Sizes).
   c.data = ml_collections.ConfigDict(
-      dict(all_samples=60000, max_bins=1024, min_spls=5, pool=100_000, noise_std=0.1))
+    dict(all_samples=60000, max_bins=1024, min_spls=5, pool=100_000, noise_std=0.1)
+  )
 
   # Execution: f32 logits held per device by one chunk (bounds memory, keeps it in cache).
   c.logits_budget = 2**19

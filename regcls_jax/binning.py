@@ -121,7 +121,7 @@ def keep_probabilities(counts: np.ndarray) -> np.ndarray:
 
 
 def make_classes(
-    train_targets: np.ndarray, num_classes: int, balanced: bool
+  train_targets: np.ndarray, num_classes: int, balanced: bool
 ) -> tuple[np.ndarray, np.ndarray]:
   """Class edges and per-class keep probabilities for one training set.
 

@@ -59,10 +59,11 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     with _quiet():
       self._manager = ocp.CheckpointManager(
-          self.directory,
-          options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                               enable_async_checkpointing=False),
-          item_names=("params", "meta"),
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+        ),
+        item_names=("params", "meta"),
       )
 
   def latest_step(self) -> int | None:
@@ -71,10 +72,9 @@ class Checkpointer:
   def save(self, step: int, params: dict, meta: dict) -> None:
     with _quiet():
       self._manager.save(
-          step,
-          args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                  meta=ocp.args.JsonSave(meta)),
-          force=True,
+        step,
+        args=ocp.args.Composite(params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)),
+        force=True,
       )
       self._manager.wait_until_finished()
 
@@ -84,8 +84,9 @@ class Checkpointer:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
     with _quiet():
       out = self._manager.restore(
-          step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
-                                        meta=ocp.args.JsonRestore()))
+        step,
+        args=ocp.args.Composite(params=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()),
+      )
     return jax.tree.map(np.asarray, dict(out.params)), dict(out.meta)
 
   def close(self) -> None:

@@ -55,14 +55,14 @@ def set_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
 
 
 def init_state(
-    params: nnx.State, tx: optax.GradientTransformation, lam: float = 1.0, scale: float = 1.0
+  params: nnx.State, tx: optax.GradientTransformation, lam: float = 1.0, scale: float = 1.0
 ) -> TrainState:
   """A fresh state at step 0."""
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=tx.init(params),
-      hparams={"lam": jnp.asarray(lam, jnp.float32), "scale": jnp.asarray(scale, jnp.float32)},
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=tx.init(params),
+    hparams={"lam": jnp.asarray(lam, jnp.float32), "scale": jnp.asarray(scale, jnp.float32)},
   )
 
 
@@ -75,19 +75,19 @@ def reg_cls_loss_fn(model, batch: Batch, hparams, rng) -> tuple[jax.Array, Metri
   del rng  # deterministic models
   pred, logits = model(batch["x"])
   return losses.reg_cls_loss(
-      pred,
-      batch["y"],
-      logits,
-      batch.get("cls"),
-      lam=hparams["lam"],
-      scale=hparams["scale"],
-      weight=batch.get("weight"),
-      cls_mask=batch.get("cls_mask"),
+    pred,
+    batch["y"],
+    logits,
+    batch.get("cls"),
+    lam=hparams["lam"],
+    scale=hparams["scale"],
+    weight=batch.get("weight"),
+    cls_mask=batch.get("cls_mask"),
   )
 
 
 def make_train_step(
-    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: LossFn = reg_cls_loss_fn
+  graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: LossFn = reg_cls_loss_fn
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
   """Builds the pure step ``(state, batch, rng) -> (state, metrics)``.
 

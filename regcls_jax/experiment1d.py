@@ -22,9 +22,24 @@ from regcls_jax import checkpoint, report, sweep
 from regcls_jax.data import synthetic1d
 
 # Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
-_PLAN_FIELDS = ("scenarios", "samplings", "functions", "versions", "methods", "num_classes",
-                "balanced", "lam", "lr", "scale", "hidden", "epochs", "batch_size",
-                "weight_decay", "data", "logits_budget")
+_PLAN_FIELDS = (
+  "scenarios",
+  "samplings",
+  "functions",
+  "versions",
+  "methods",
+  "num_classes",
+  "balanced",
+  "lam",
+  "lr",
+  "scale",
+  "hidden",
+  "epochs",
+  "batch_size",
+  "weight_decay",
+  "data",
+  "logits_budget",
+)
 
 
 def plan_fingerprint(config) -> str:
@@ -34,11 +49,23 @@ def plan_fingerprint(config) -> str:
 
 
 def _row(run: sweep.Run, metrics: dict, i: int, index: int) -> dict:
-  return dict(scenario=run.scenario, sampling=run.sampling, function=run.function,
-              version=run.version, seed=run.seed, method=run.method,
-              num_classes=run.num_classes, balanced=run.balanced, lam=run.lam, lr=run.lr,
-              val_mse=float(metrics["val_mse"][i]), test_mse=float(metrics["test_mse"][i]),
-              train_loss=float(metrics["train_loss"][i, -1]), group=run.group, index=index)
+  return dict(
+    scenario=run.scenario,
+    sampling=run.sampling,
+    function=run.function,
+    version=run.version,
+    seed=run.seed,
+    method=run.method,
+    num_classes=run.num_classes,
+    balanced=run.balanced,
+    lam=run.lam,
+    lr=run.lr,
+    val_mse=float(metrics["val_mse"][i]),
+    test_mse=float(metrics["test_mse"][i]),
+    train_loss=float(metrics["train_loss"][i, -1]),
+    group=run.group,
+    index=index,
+  )
 
 
 def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarray]]:
@@ -47,8 +74,9 @@ def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarr
 
 def prepare_workdir(workdir: str) -> None:
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise NotADirectoryError(f"--workdir={workdir} is a file; expected a directory (it is "
-                             "created if missing)")
+    raise NotADirectoryError(
+      f"--workdir={workdir} is a file; expected a directory (it is created if missing)"
+    )
   os.makedirs(workdir, exist_ok=True)
 
 
@@ -70,14 +98,21 @@ def run(config, workdir: str) -> list[dict]:
   if ckpt.latest_step() is not None:
     params, meta = ckpt.restore()
     if meta.get("fingerprint") != fingerprint:
-      raise ValueError(f"{ckpt.directory} holds a checkpoint of a different grid (fingerprint "
-                       f"{meta.get('fingerprint')} != {fingerprint}); use a new --workdir")
+      raise ValueError(
+        f"{ckpt.directory} holds a checkpoint of a different grid (fingerprint "
+        f"{meta.get('fingerprint')} != {fingerprint}); use a new --workdir"
+      )
     done, rows = int(meta["chunks_done"]), list(meta["rows"])
     parts = {g: [p] for g, p in params.items()}
     logging.info("resuming after chunk %d/%d (%d models restored)", done, len(chunks), len(rows))
 
-  logging.info("1D grid: %d models in %d chunks on %d %s device(s)", len(runs), len(chunks),
-               mesh.devices.size, jax.devices()[0].platform)
+  logging.info(
+    "1D grid: %d models in %d chunks on %d %s device(s)",
+    len(runs),
+    len(chunks),
+    mesh.devices.size,
+    jax.devices()[0].platform,
+  )
   progress = sweep.Progress(chunks)
   for chunk in chunks[:done]:
     progress.skip(chunk)
@@ -129,13 +164,29 @@ def evaluate(config, workdir: str) -> list[dict]:
     by_group.setdefault(r["group"], []).append(i)
   for group, members in by_group.items():
     members.sort(key=lambda i: rows[i]["index"])
-    runs = [sweep.Run(**{k: rows[i][k] for k in ("scenario", "sampling", "function", "version",
-                                                  "method", "num_classes", "balanced", "lam",
-                                                  "lr")}) for i in members]
+    runs = [
+      sweep.Run(
+        **{
+          k: rows[i][k]
+          for k in (
+            "scenario",
+            "sampling",
+            "function",
+            "version",
+            "method",
+            "num_classes",
+            "balanced",
+            "lam",
+            "lr",
+          )
+        }
+      )
+      for i in members
+    ]
     template = sweep.param_template(config.hidden, runs[0].num_classes)
     stacked = checkpoint.unflatten_state(template, params[group])
     order = np.array([rows[i]["index"] for i in members])
-    stacked = jax.tree.map(lambda a: a[order], stacked)
+    stacked = jax.tree.map(lambda a, order=order: a[order], stacked)
     val, test = sweep.evaluate_group(runs, stacked, cache, config, mesh)
     for i, v, t in zip(members, val, test):
       rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)

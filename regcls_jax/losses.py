@@ -25,7 +25,7 @@ def _masked_mean(values: jax.Array, weight: jax.Array | None) -> jax.Array:
 
 
 def regression_loss(
-    pred: jax.Array, target: jax.Array, weight: jax.Array | None = None, kind: str = "mse"
+  pred: jax.Array, target: jax.Array, weight: jax.Array | None = None, kind: str = "mse"
 ) -> jax.Array:
   """Mean squared (``kind='mse'``, Eq. 3) or absolute (``'l1'``) error.
 
@@ -49,9 +49,7 @@ def regression_loss(
   return _masked_mean(values, weight)
 
 
-def cross_entropy(
-    logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """Softmax cross-entropy over bins, averaged over the kept samples.
 
   Args:
@@ -70,16 +68,16 @@ def cross_entropy(
 
 
 def reg_cls_loss(
-    pred: jax.Array,
-    target: jax.Array,
-    logits: jax.Array | None,
-    labels: jax.Array | None,
-    *,
-    lam: float | jax.Array,
-    scale: float | jax.Array = 1.0,
-    weight: jax.Array | None = None,
-    cls_mask: jax.Array | None = None,
-    reg_kind: str = "mse",
+  pred: jax.Array,
+  target: jax.Array,
+  logits: jax.Array | None,
+  labels: jax.Array | None,
+  *,
+  lam: float | jax.Array,
+  scale: float | jax.Array = 1.0,
+  weight: jax.Array | None = None,
+  cls_mask: jax.Array | None = None,
+  reg_kind: str = "mse",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The reference objective ``s * (lam * reg + CE)``; ``s * reg`` when ``logits`` is None.
 

@@ -1,8 +1,8 @@
 """Command line: ``python -m regcls_jax.main --config=configs/synthetic1d.py --workdir=DIR``.
 
-  --mode=train (default) trains and evaluates; --mode=eval recomputes the metrics from the
-  Orbax checkpoint in --workdir (using the config saved there by the training run).
-  Override any config field with --config.<field>=<value>.
+--mode=train (default) trains and evaluates; --mode=eval recomputes the metrics from the
+Orbax checkpoint in --workdir (using the config saved there by the training run).
+Override any config field with --config.<field>=<value>.
 """
 
 from __future__ import annotations
@@ -17,11 +17,16 @@ from ml_collections import config_flags
 from regcls_jax import runtime
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file (configs/*.py[:arg]).", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Directory for results, checkpoints and logs.")
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train: train and evaluate; eval: "
-                  "evaluate the checkpoint in --workdir.")
+flags.DEFINE_enum(
+  "mode",
+  "train",
+  ["train", "eval"],
+  "train: train and evaluate; eval: evaluate the checkpoint in --workdir.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -33,6 +38,24 @@ def _saved_config(workdir: str):
     return None
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing with one-line errors (no traceback) for bad flags and config overrides."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    _fail(lines[-1] if lines else repr(e))
+  except (AttributeError, KeyError) as e:
+    overrides = " ".join(a for a in argv[1:] if a.startswith("--config."))
+    name = str(e.args[0] if e.args else e).strip("\"'")
+    _fail(f"no config field '{name}' (in {overrides}); see the config file for the fields")
 
 
 def main(argv):
@@ -49,12 +72,12 @@ def main(argv):
 
   workdir = FLAGS.workdir
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise app.UsageError(f"--workdir={workdir} is a file; expected a directory")
+    _fail(f"--workdir={workdir} is a file; expected a directory")
   config = FLAGS.config
   if FLAGS.mode == "eval":
     config = _saved_config(workdir) or config
   if config is None:
-    raise app.UsageError("--config is required (e.g. --config=configs/synthetic1d.py)")
+    _fail("--config is required (e.g. --config=configs/synthetic1d.py)")
   logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
   try:
     if FLAGS.mode == "train":
@@ -62,10 +85,8 @@ def main(argv):
     else:
       train.evaluate(config, workdir)
   except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-    # Bad input: one line naming what is wrong, no traceback.
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))  # bad input: one line naming what is wrong, no traceback
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

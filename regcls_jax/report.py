@@ -1,4 +1,4 @@
-"""Results of the 1D grid: ``results.csv``, ``summary.md`` (Fig. 3 / Tab. 1 as tables), ``fig3.png``."""
+"""Results of the 1D grid: ``results.csv``, ``summary.md`` (Fig. 3 / Tab. 1), ``fig3.png``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-COLUMNS = ("scenario", "sampling", "function", "version", "seed", "method", "num_classes",
-           "balanced", "lam", "lr", "val_mse", "test_mse", "train_loss", "group", "index")
+COLUMNS = (
+  "scenario",
+  "sampling",
+  "function",
+  "version",
+  "seed",
+  "method",
+  "num_classes",
+  "balanced",
+  "lam",
+  "lr",
+  "val_mse",
+  "test_mse",
+  "train_loss",
+  "group",
+  "index",
+)
 
 
 def write_csv(rows: Sequence[dict], path: str) -> None:
@@ -51,8 +66,11 @@ def fig3_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
   percentage is Tab. 1's: the share of reg+cls runs with lower test MSE than the reg model of
   the same dataset.
   """
-  reg = {(r["scenario"], r["sampling"], r["function"], r["version"]): r["test_mse"]
-         for r in rows if r["method"] == "reg"}
+  reg = {
+    (r["scenario"], r["sampling"], r["function"], r["version"]): r["test_mse"]
+    for r in rows
+    if r["method"] == "reg"
+  }
   out = {}
   for sc in scenarios:
     for sa in samplings:
@@ -61,13 +79,21 @@ def fig3_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
       if reg_vals:
         cell["reg"] = (float(np.mean(reg_vals)), float(np.std(reg_vals)), len(reg_vals))
       for balanced, label in _variants(rows):
-        sel = [r for r in rows if r["method"] == "regcls" and r["balanced"] == balanced
-               and (r["scenario"], r["sampling"]) == (sc, sa)]
+        sel = [
+          r
+          for r in rows
+          if r["method"] == "regcls"
+          and r["balanced"] == balanced
+          and (r["scenario"], r["sampling"]) == (sc, sa)
+        ]
         if not sel:
           continue
         vals = [r["test_mse"] for r in sel]
-        wins = [r["test_mse"] < reg[(sc, sa, r["function"], r["version"])] for r in sel
-                if (sc, sa, r["function"], r["version"]) in reg]
+        wins = [
+          r["test_mse"] < reg[(sc, sa, r["function"], r["version"])]
+          for r in sel
+          if (sc, sa, r["function"], r["version"]) in reg
+        ]
         win = 100.0 * float(np.mean(wins)) if wins else float("nan")
         cell[label] = (float(np.mean(vals)), float(np.std(vals)), len(vals), win)
       out[(sc, sa)] = cell
@@ -77,11 +103,15 @@ def fig3_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
 def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> str:
   stats = fig3_stats(rows, scenarios, samplings)
   labels = [label for _, label in _variants(rows)]
-  lines = [f"# {title}", "",
-           "Test MSE (mean ± std over functions, dataset versions, K and lambda) of the "
-           "regression model alone and with the auxiliary classification loss; gap = reg − "
-           "reg+cls (positive: the cls loss helps); win % = share of reg+cls runs with lower test "
-           "MSE than the reg model of the same dataset (paper Tab. 1).", ""]
+  lines = [
+    f"# {title}",
+    "",
+    "Test MSE (mean ± std over functions, dataset versions, K and lambda) of the "
+    "regression model alone and with the auxiliary classification loss; gap = reg − "
+    "reg+cls (positive: the cls loss helps); win % = share of reg+cls runs with lower test "
+    "MSE than the reg model of the same dataset (paper Tab. 1).",
+    "",
+  ]
   header = ["scenario", "sampling", "reg"]
   for label in labels:
     header += [label, "gap", "win %"]
@@ -110,9 +140,14 @@ def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> 
         for balanced, label in _variants(rows):
           vals = []
           for k in ks:
-            sel = [r["test_mse"] for r in rows if r["method"] == "regcls" and
-                   r["num_classes"] == k and r["balanced"] == balanced and
-                   (r["scenario"], r["sampling"]) == (sc, sa)]
+            sel = [
+              r["test_mse"]
+              for r in rows
+              if r["method"] == "regcls"
+              and r["num_classes"] == k
+              and r["balanced"] == balanced
+              and (r["scenario"], r["sampling"]) == (sc, sa)
+            ]
             vals.append(f"{np.mean(sel):.4f}" if sel else "-")
           lines.append("| " + " | ".join([sc, sa, label, *vals]) + " |")
   return "\n".join(lines) + "\n"
@@ -135,15 +170,23 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
       means = np.array([stats[(sc, sa)].get(label, (np.nan,))[0] for sa in samplings])
       stds = np.array([stats[(sc, sa)].get(label, (np.nan, np.nan))[1] for sa in samplings])
       offset = (j - (len(labels) - 1) / 2) * 0.12
-      ax.errorbar(x + offset, means, yerr=stds, fmt="o-", capsize=3, label=label,
-                  color=colors.get(label))
+      ax.errorbar(
+        x + offset, means, yerr=stds, fmt="o-", capsize=3, label=label, color=colors.get(label)
+      )
     for i, sa in enumerate(samplings):
       cell = stats[(sc, sa)]
       if "reg" in cell and "reg+cls" in cell:
         gap = cell["reg"][0] - cell["reg+cls"][0]
         top = max(cell["reg"][0] + cell["reg"][1], cell["reg+cls"][0] + cell["reg+cls"][1])
-        ax.annotate(f"{gap:+.3f}", (x[i], top), textcoords="offset points", xytext=(0, 6),
-                    ha="center", fontsize=8, color="green" if gap > 0 else "red")
+        ax.annotate(
+          f"{gap:+.3f}",
+          (x[i], top),
+          textcoords="offset points",
+          xytext=(0, 6),
+          ha="center",
+          fontsize=8,
+          color="green" if gap > 0 else "red",
+        )
     ax.set_xticks(x, samplings)
     ax.set_title(sc)
     ax.set_ylabel("test MSE")

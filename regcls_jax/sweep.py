@@ -81,12 +81,15 @@ def validate_config(config) -> None:
   """Raises ValueError naming the config key and what was expected."""
   for name in config.scenarios:
     if name not in synthetic1d.SCENARIOS:
-      raise ValueError(f"config.scenarios: unknown scenario {name!r}; expected one of "
-                       f"{synthetic1d.SCENARIOS}")
+      raise ValueError(
+        f"config.scenarios: unknown scenario {name!r}; expected one of {synthetic1d.SCENARIOS}"
+      )
   for name in config.samplings:
     if name not in synthetic1d.SAMPLINGS:
-      raise ValueError(f"config.samplings: unknown sampling {name!r}; expected one of "
-                       f"{tuple(synthetic1d.SAMPLINGS)}")
+      raise ValueError(
+        f"config.samplings: unknown sampling {name!r}; expected one of "
+        f"{tuple(synthetic1d.SAMPLINGS)}"
+      )
   for name in config.methods:
     if name not in METHODS:
       raise ValueError(f"config.methods: unknown method {name!r}; expected one of {METHODS}")
@@ -114,10 +117,17 @@ def validate_config(config) -> None:
       raise ValueError(f"config.{key}: expected an integer >= 1, got {config[key]!r}")
   if not config.scale > 0:
     raise ValueError(f"config.scale: expected a loss scale > 0, got {config.scale!r}")
-  if not (config.scenarios and config.samplings and config.functions and config.versions
-          and config.methods):
-    raise ValueError("config: scenarios, samplings, functions, versions and methods must each "
-                     "name at least one value")
+  if not (
+    config.scenarios
+    and config.samplings
+    and config.functions
+    and config.versions
+    and config.methods
+  ):
+    raise ValueError(
+      "config: scenarios, samplings, functions, versions and methods must each "
+      "name at least one value"
+    )
   if "regcls" in config.methods and not (config.num_classes and config.balanced):
     raise ValueError("config.num_classes and config.balanced must be non-empty for 'regcls'")
 
@@ -131,16 +141,28 @@ def plan_runs(config) -> list[Run]:
     for sampling in config.samplings:
       for function in config.functions:
         for version in config.versions:
-          base = dict(scenario=scenario, sampling=sampling, function=int(function),
-                      version=int(version), lr=lr)
+          base = dict(
+            scenario=scenario,
+            sampling=sampling,
+            function=int(function),
+            version=int(version),
+            lr=lr,
+          )
           if "reg" in config.methods:
             runs.append(Run(method="reg", num_classes=0, balanced=False, lam=0.0, **base))
           if "regcls" in config.methods:
             for k in config.num_classes:
               for balanced in config.balanced:
                 for lam in config.lam[scenario]:
-                  runs.append(Run(method="regcls", num_classes=int(k), balanced=bool(balanced),
-                                  lam=float(lam), **base))
+                  runs.append(
+                    Run(
+                      method="regcls",
+                      num_classes=int(k),
+                      balanced=bool(balanced),
+                      lam=float(lam),
+                      **base,
+                    )
+                  )
   return runs
 
 
@@ -154,8 +176,9 @@ class DatasetCache:
   def get(self, scenario, sampling, function, version) -> synthetic1d.Dataset1D:
     key = (scenario, sampling, function, version)
     if key not in self._cache:
-      self._cache[key] = synthetic1d.make_dataset(function, version, scenario, sampling,
-                                                  self._sizes)
+      self._cache[key] = synthetic1d.make_dataset(
+        function, version, scenario, sampling, self._sizes
+      )
     return self._cache[key]
 
   def splits(self, run: Run) -> tuple[synthetic1d.Split, synthetic1d.Split, synthetic1d.Split]:
@@ -182,6 +205,46 @@ class Statics:
   steps_per_epoch: int
 
 
+def _fmix32(h: jax.Array) -> jax.Array:
+  """MurmurHash3's 32-bit finaliser: a cheap, well-mixing bijection on uint32."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def epoch_permutation(key: jax.Array, n: jax.Array, n_pad: int) -> jax.Array:
+  """A random order of ``[0, n)`` followed by ``[n, n_pad)``: one epoch's shuffle.
+
+  Sorting random floats with an index payload (``argsort``) is the slowest part of the sweep's
+  small models on a CPU, so each position gets one uint32 sort key instead: random high bits
+  from a keyed hash, its own index in the low bits. A single-operand sort of those keys is ~6x
+  faster than ``argsort``, and the low bits give the permutation back. Padding gets all-ones
+  high bits and sorts last. Positions whose random high bits tie keep their index order; with
+  16 random bits and ~22k samples that touches a few percent of adjacent pairs and does not
+  change what an epoch contains. The keys of position i do not depend on ``n_pad``, so a model's
+  shuffle is the same in any chunk.
+
+  Args:
+    key: PRNG key of this model and epoch.
+    n: number of valid samples (traced scalar).
+    n_pad: static length, at most 2**24.
+
+  Returns:
+    int32 ``[n_pad]``.
+  """
+  index_bits = max(16, int(np.ceil(np.log2(max(n_pad, 2)))))
+  if index_bits > 24:
+    raise ValueError(f"epoch_permutation: {n_pad} samples per model exceed 2**24")
+  positions = jnp.arange(n_pad, dtype=jnp.uint32)
+  salt = jax.random.bits(key, (), jnp.uint32)
+  high = _fmix32(positions * jnp.uint32(0x9E3779B9) + salt) >> index_bits << index_bits
+  high = jnp.where(positions < n, high, jnp.uint32(0xFFFFFFFF) >> index_bits << index_bits)
+  order = jnp.sort(high | positions)
+  return (order & jnp.uint32((1 << index_bits) - 1)).astype(jnp.int32)
+
+
 def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
   """Trains and scores ONE model; vmapped over models by `_chunk_program`.
 
@@ -204,12 +267,10 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
   state = state.replace(opt_state=core.set_learning_rate(state.opt_state, lr))
   train_step = core.make_train_step(graphdef, tx)
   bsz, n_pad = statics.batch_size, train["x"].shape[0]
-  positions = jnp.arange(n_pad)
 
   def epoch_body(state, epoch):
     # Valid samples first, in a fresh random order; padding sorts last.
-    r = jax.random.uniform(jax.random.fold_in(shuffle_key, epoch), (n_pad,))
-    perm = jnp.argsort(jnp.where(positions < train["n"], r, 2.0))
+    perm = epoch_permutation(jax.random.fold_in(shuffle_key, epoch), train["n"], n_pad)
     epoch_mask_key = jax.random.fold_in(mask_key, epoch)
 
     def step_body(state, s):
@@ -231,8 +292,11 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
     return state, jnp.sum(step_losses * used) / jnp.maximum(jnp.sum(used), 1)
 
   state, epoch_losses = jax.lax.scan(epoch_body, state, jnp.arange(statics.epochs))
-  metrics = {"train_loss": epoch_losses, "val_mse": _mse(graphdef, state.params, val),
-             "test_mse": _mse(graphdef, state.params, test)}
+  metrics = {
+    "train_loss": epoch_losses,
+    "val_mse": _mse(graphdef, state.params, val),
+    "test_mse": _mse(graphdef, state.params, test),
+  }
   return state.params, metrics
 
 
@@ -242,21 +306,23 @@ def _mse(graphdef, params, split) -> jax.Array:
   return losses.regression_loss(pred, split["y"], weight)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chunk_program(statics: Statics, mesh: Mesh) -> Callable:
   """The jitted program that trains a whole chunk; cached per static configuration."""
   vmapped = jax.vmap(functools.partial(_train_one, statics))
-  sharded = jax.shard_map(vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"),
-                          check_vma=False)
+  sharded = jax.shard_map(
+    vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"), check_vma=False
+  )
   return jax.jit(sharded)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _eval_program(hidden: tuple[int, ...], num_classes: int, mesh: Mesh) -> Callable:
   graphdef = nnx.graphdef(nnx.eval_shape(lambda: MLP(1, hidden, num_classes, rngs=nnx.Rngs(0))))
   vmapped = jax.vmap(functools.partial(_mse, graphdef))
-  return jax.jit(jax.shard_map(vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"),
-                          check_vma=False))
+  return jax.jit(
+    jax.shard_map(vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"), check_vma=False)
+  )
 
 
 def param_template(hidden: Sequence[int], num_classes: int) -> nnx.State:
@@ -277,9 +343,11 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def _split_arrays(splits: Sequence[synthetic1d.Split], n_pad: int) -> dict[str, np.ndarray]:
-  return {"x": np.stack([_pad(s.x, n_pad) for s in splits]),
-          "y": np.stack([_pad(s.y, n_pad) for s in splits]),
-          "n": np.array([len(s) for s in splits], np.int32)}
+  return {
+    "x": np.stack([_pad(s.x, n_pad) for s in splits]),
+    "y": np.stack([_pad(s.y, n_pad) for s in splits]),
+    "n": np.array([len(s) for s in splits], np.int32),
+  }
 
 
 def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_multiple: int):
@@ -298,11 +366,11 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
       keep[i, : len(c)] = keep_probs[c]
   train.update(cls=cls, keep=keep)
   scalars = dict(
-      seed=np.array([r.seed for r in runs], np.int32),
-      ds_id=np.array([dataset_id(r.scenario, r.sampling, r.function) for r in runs], np.int32),
-      lr=np.array([r.lr for r in runs], np.float32),
-      lam=np.array([r.lam for r in runs], np.float32),
-      scale=np.full(len(runs), scale, np.float32),
+    seed=np.array([r.seed for r in runs], np.int32),
+    ds_id=np.array([dataset_id(r.scenario, r.sampling, r.function) for r in runs], np.int32),
+    lr=np.array([r.lr for r in runs], np.float32),
+    lam=np.array([r.lam for r in runs], np.float32),
+    scale=np.full(len(runs), scale, np.float32),
   )
   val = _split_arrays([s[1] for s in splits], n_eval)
   test = _split_arrays([s[2] for s in splits], n_eval)
@@ -333,8 +401,7 @@ def plan_chunks(runs: Sequence[Run], num_devices: int, config) -> list[Chunk]:
     groups.setdefault(run.group, []).append(run)
   chunks = []
   for name, members in groups.items():
-    per_device = models_per_device(members[0].num_classes, config.batch_size,
-                                   config.logits_budget)
+    per_device = models_per_device(members[0].num_classes, config.batch_size, config.logits_budget)
     size = per_device * num_devices
     # Shrink the chunk when the group is small, keeping a multiple of the device count.
     size = min(size, _round_up(len(members), num_devices))
@@ -345,21 +412,22 @@ def plan_chunks(runs: Sequence[Run], num_devices: int, config) -> list[Chunk]:
 
 
 def chunk_cost(chunk: Chunk) -> float:
-  """Relative cost of a chunk, for the ETA: the head's width dominates."""
+  """Relative cost of a chunk, for the ETA (fitted to `benchmarks/sweep1d.py`: a K=1024 model
+  costs about 6x a regression-only one on a CPU)."""
   k = chunk.runs[0].num_classes
-  return len(chunk.runs) * (60 + 3 * k)
+  return len(chunk.runs) * (1.0 + k / 200.0)
 
 
 def statics_for(chunk: Chunk, config, n_train: int) -> Statics:
   run = chunk.runs[0]
   return Statics(
-      num_classes=run.num_classes,
-      balanced=run.balanced,
-      hidden=tuple(config.hidden),
-      epochs=int(config.epochs),
-      batch_size=int(config.batch_size),
-      weight_decay=float(config.weight_decay),
-      steps_per_epoch=n_train // int(config.batch_size),
+    num_classes=run.num_classes,
+    balanced=run.balanced,
+    hidden=tuple(config.hidden),
+    epochs=int(config.epochs),
+    batch_size=int(config.batch_size),
+    weight_decay=float(config.weight_decay),
+    steps_per_epoch=n_train // int(config.batch_size),
   )
 
 
@@ -369,15 +437,24 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
   scalars, train, val, test = chunk_inputs(chunk.runs, cache, config.scale, pad_multiple)
   statics = statics_for(chunk, config, train["x"].shape[1])
   program = _chunk_program(statics, mesh)
-  params, metrics = program(scalars["seed"], scalars["ds_id"], scalars["lr"], scalars["lam"],
-                            scalars["scale"], train, val, test)
+  params, metrics = program(
+    scalars["seed"],
+    scalars["ds_id"],
+    scalars["lr"],
+    scalars["lam"],
+    scalars["scale"],
+    train,
+    val,
+    test,
+  )
   params, metrics = jax.device_get((params, metrics))
   keep = slice(0, chunk.num_real)
   return jax.tree.map(lambda a: a[keep], params), {k: v[keep] for k, v in metrics.items()}
 
 
-def evaluate_group(runs: Sequence[Run], params: nnx.State, cache: DatasetCache, config,
-                   mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_group(
+  runs: Sequence[Run], params: nnx.State, cache: DatasetCache, config, mesh: Mesh
+) -> tuple[np.ndarray, np.ndarray]:
   """Val and test MSE of stored parameters of one group (no training)."""
   n_dev = mesh.devices.size
   program = _eval_program(tuple(config.hidden), runs[0].num_classes, mesh)
@@ -386,7 +463,7 @@ def evaluate_group(runs: Sequence[Run], params: nnx.State, cache: DatasetCache, 
   for start in range(0, len(runs), size):
     n = min(size, len(runs) - start)
     idx = np.arange(start, start + _round_up(n, n_dev)).clip(max=start + n - 1)
-    p = jax.tree.map(lambda a: a[idx], params)
+    p = jax.tree.map(lambda a, idx=idx: a[idx], params)
     _, _, val, test = chunk_inputs([runs[i] for i in idx], cache, config.scale, 1024)
     val_out.append(np.asarray(program(p, val))[:n])
     test_out.append(np.asarray(program(p, test))[:n])
@@ -419,10 +496,11 @@ class Progress:
     elapsed = time.perf_counter() - self._start
     eta = elapsed / self._done_cost * (self._total - self._done_cost)
     self._print(
-        f"chunk {index + 1}/{num_chunks} [{chunk.group}, {chunk.num_real} models] "
-        f"{seconds:.1f}s | {self._done_models}/{self._num_models} models, "
-        f"{self._done_models / elapsed:.2f} models/s | elapsed {format_seconds(elapsed)}, "
-        f"ETA {format_seconds(eta)}")
+      f"chunk {index + 1}/{num_chunks} [{chunk.group}, {chunk.num_real} models] "
+      f"{seconds:.1f}s | {self._done_models}/{self._num_models} models, "
+      f"{self._done_models / elapsed:.2f} models/s | elapsed {format_seconds(elapsed)}, "
+      f"ETA {format_seconds(eta)}"
+    )
 
 
 def format_seconds(s: float) -> str:

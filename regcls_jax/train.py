@@ -16,8 +16,9 @@ _EXPERIMENTS = {"synthetic1d": experiment1d}
 def _experiment(config: ml_collections.ConfigDict):
   name = config.get("experiment")
   if name not in _EXPERIMENTS:
-    raise ValueError(f"config.experiment: unknown experiment {name!r}; expected one of "
-                     f"{sorted(_EXPERIMENTS)}")
+    raise ValueError(
+      f"config.experiment: unknown experiment {name!r}; expected one of {sorted(_EXPERIMENTS)}"
+    )
   return _EXPERIMENTS[name]
 
 

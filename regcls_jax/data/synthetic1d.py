@@ -138,7 +138,7 @@ def _ood_intervals(rng, sizes):
 
 
 def make_dataset(
-    function: int, version: int, scenario: str, sampling: str, sizes: Sizes = Sizes()
+  function: int, version: int, scenario: str, sampling: str, sizes: Sizes = Sizes()
 ) -> Dataset1D:
   """One (function, version, scenario, sampling) dataset with its train / val / test splits.
 
@@ -169,8 +169,9 @@ def make_dataset(
     y_range = (ys.min(), ys.max())
     half = None if ratio is None else ratio * (y_range[1] - y_range[0])
     centre = None if ratio is None else rng.uniform(*y_range)
-    x = rng.permutation(_sample_x(rng, xs, ys, sizes.all_samples, sizes, ratio, (centre, half),
-                                  y_range))
+    x = rng.permutation(
+      _sample_x(rng, xs, ys, sizes.all_samples, sizes, ratio, (centre, half), y_range)
+    )
     third = len(x) // 3
     parts = [x[:third], x[third : 2 * third], x[2 * third :]]
   else:
@@ -193,13 +194,14 @@ def make_dataset(
         raise RuntimeError(f"no OOD peak found for function {function}, version {version}")
     n_int = sizes.all_samples // sizes.ood_intervals
     per_interval = [
-        _sample_x(rng, p, py, n_int, sizes, ratio, (centre, half), (py.min(), py.max()))
-        for p, py in zip(pools, pool_y)
+      _sample_x(rng, p, py, n_int, sizes, ratio, (centre, half), (py.min(), py.max()))
+      for p, py in zip(pools, pool_y)
     ]
     parts = [rng.permutation(np.concatenate(per_interval[s::3])) for s in range(3)]
 
   def split(x):
-    y = f(x)
+    x = x.astype(np.float32)
+    y = f(x.astype(np.float64))  # targets of the stored (float32) inputs
     if scenario == "noisy":
       y = y + rng.normal(0.0, sizes.noise_std, y.shape)
     return Split(x.astype(np.float32), y.astype(np.float32))

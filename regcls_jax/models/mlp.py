@@ -17,11 +17,11 @@ from flax import nnx
 
 def _linear(din: int, dout: int, rngs: nnx.Rngs) -> nnx.Linear:
   return nnx.Linear(
-      din,
-      dout,
-      kernel_init=nnx.initializers.xavier_uniform(),
-      bias_init=nnx.initializers.zeros_init(),
-      rngs=rngs,
+    din,
+    dout,
+    kernel_init=nnx.initializers.xavier_uniform(),
+    bias_init=nnx.initializers.zeros_init(),
+    rngs=rngs,
   )
 
 
@@ -33,12 +33,12 @@ class MLP(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_features: int = 1,
-      hidden: Sequence[int] = (6, 15),
-      num_classes: int = 0,
-      *,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int = 1,
+    hidden: Sequence[int] = (6, 15),
+    num_classes: int = 0,
+    *,
+    rngs: nnx.Rngs,
   ):
     dims = (in_features, *hidden)
     self.layers = nnx.List([_linear(a, b, rngs) for a, b in zip(dims[:-1], dims[1:])])

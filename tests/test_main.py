@@ -1,0 +1,114 @@
+"""The CLI end to end on the tiny grid: outputs, checkpoint round trip, resume, bad input."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from regcls_jax import experiment1d, report, sweep
+from regcls_jax.config_utils import REPO_ROOT, load_config
+
+MAIN = [sys.executable, "-m", "regcls_jax.main"]
+TINY = "--config=configs/synthetic1d.py:grid=tiny"
+
+
+def cli(*args):
+  return subprocess.run([*MAIN, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("tiny"))
+  out = cli(TINY, f"--workdir={workdir}")
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, out
+
+
+def test_train_writes_results_plots_and_checkpoint(trained):
+  workdir, out = trained
+  for name in ("results.csv", "summary.md", "fig3.png", "config.json"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  assert os.listdir(os.path.join(workdir, "checkpoints"))
+  with open(os.path.join(workdir, "results.csv")) as f:
+    rows = list(csv.DictReader(f))
+  required = "scenario,sampling,function,seed,num_classes,balanced,lam,method,val_mse,test_mse"
+  assert set(required.split(",")) <= set(rows[0])
+  # tiny grid: 1 scenario x 2 samplings x 1 function x 1 version; reg + reg+cls for K in {4, 16}.
+  assert len(rows) == 2 * (1 + 2)
+  assert {r["method"] for r in rows} == {"reg", "regcls"}
+  assert all(np.isfinite(float(r["test_mse"])) and float(r["test_mse"]) > 0 for r in rows)
+  assert "ETA" in out.stderr  # the progress line
+  with open(os.path.join(workdir, "summary.md")) as f:
+    assert "| clean | severe |" in f.read()
+
+
+def test_eval_mode_recomputes_test_mse_from_checkpoint(trained):
+  workdir, _ = trained
+  out = cli(TINY, f"--workdir={workdir}", "--mode=eval")
+  assert out.returncode == 0, out.stderr[-3000:]
+  trained_rows = report.read_csv(os.path.join(workdir, "results.csv"))
+  eval_rows = report.read_csv(os.path.join(workdir, "results_eval.csv"))
+  key = lambda r: (r["group"], r["index"])  # noqa: E731
+  got = {key(r): r["test_mse"] for r in eval_rows}
+  for r in trained_rows:
+    assert got[key(r)] == pytest.approx(r["test_mse"], rel=1e-5)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
+  config = load_config("configs/synthetic1d.py", "grid=tiny")
+  with config.unlocked():
+    config.checkpoint_every_secs = 0.0  # save after every chunk
+  full = experiment1d.run(config, str(tmp_path / "full"))
+
+  real_train_chunk = sweep.train_chunk
+  calls = []
+
+  def failing(chunk, *args, **kwargs):
+    calls.append(chunk.group)
+    if len(calls) == 2:
+      raise KeyboardInterrupt("simulated preemption")
+    return real_train_chunk(chunk, *args, **kwargs)
+
+  monkeypatch.setattr(sweep, "train_chunk", failing)
+  with pytest.raises(KeyboardInterrupt):
+    experiment1d.run(config, str(tmp_path / "resumed"))
+  monkeypatch.setattr(sweep, "train_chunk", real_train_chunk)
+  resumed = experiment1d.run(config, str(tmp_path / "resumed"))
+  assert [r["test_mse"] for r in resumed] == pytest.approx([r["test_mse"] for r in full], rel=1e-6)
+
+  with config.unlocked():
+    config.epochs = 3
+  with pytest.raises(ValueError, match="different grid"):
+    experiment1d.run(config, str(tmp_path / "resumed"))
+
+
+@pytest.mark.parametrize(
+  "override,needle",
+  [
+    ("--config.scenarios=('clean','dirty')", "config.scenarios"),
+    ("--config.samplings=('extreme',)", "config.samplings"),
+    ("--config.num_classes=(4,1)", "config.num_classes"),
+    ("--config.lam.clean=(-1.0,)", "config.lam.clean"),
+    ("--config.no_such_field=1", "no_such_field"),
+  ],
+)
+def test_bad_input_is_one_line_naming_the_key(tmp_path, override, needle):
+  out = cli(TINY, f"--workdir={tmp_path}", override)
+  assert out.returncode == 2
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error:") and needle in last, out.stderr[-2000:]
+  assert "Traceback" not in out.stderr
+
+
+def test_workdir_that_is_a_file(tmp_path):
+  path = tmp_path / "a_file"
+  path.write_text("x")
+  out = cli(TINY, f"--workdir={path}")
+  assert out.returncode == 2
+  assert (
+    out.stderr.strip().splitlines()[-1] == f"error: --workdir={path} is a file; expected a "
+    "directory"
+  )
