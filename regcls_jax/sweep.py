@@ -377,14 +377,24 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
   return scalars, train, val, test
 
 
-def models_per_device(num_classes: int, batch_size: int, logits_budget: int) -> int:
-  """How many models one device trains at once: bounded by the logits held per device.
+# Logits (float32 elements) one device holds per step when ``config.logits_budget`` is 0 (auto).
+# On a CPU a few K=1024 models per core keep the step's working set in cache: at the paper's
+# sizes 2 models per core took 1406 s per 600 models, 4 took 1495 s and 1 took 3514 s. An
+# accelerator wants as many models as fit: 2**28 elements is 1 GiB per logits buffer.
+AUTO_LOGITS_BUDGET = {"cpu": 2**19}
+AUTO_LOGITS_BUDGET_ACCELERATOR = 2**28
 
-  Measured on a 2-core CPU (`benchmarks/sweep1d.py`): a few K=1024 models per core keep the
-  step's working set in cache; many more spill it to memory and run ~1.5x slower per model.
-  """
-  width = max(num_classes, 32)
-  return int(np.clip(logits_budget // (batch_size * width), 1, 512))
+
+def logits_budget(config) -> int:
+  if config.logits_budget:
+    return int(config.logits_budget)
+  return AUTO_LOGITS_BUDGET.get(jax.default_backend(), AUTO_LOGITS_BUDGET_ACCELERATOR)
+
+
+def models_per_device(num_classes: int, batch_size: int, budget: int) -> int:
+  """How many models one device trains at once: bounded by the logits it holds per step."""
+  width = max(num_classes, 32)  # the trunk's activations bound the regression-only models
+  return int(np.clip(budget // (batch_size * width), 1, 4096))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,7 +411,7 @@ def plan_chunks(runs: Sequence[Run], num_devices: int, config) -> list[Chunk]:
     groups.setdefault(run.group, []).append(run)
   chunks = []
   for name, members in groups.items():
-    per_device = models_per_device(members[0].num_classes, config.batch_size, config.logits_budget)
+    per_device = models_per_device(members[0].num_classes, config.batch_size, logits_budget(config))
     size = per_device * num_devices
     # Shrink the chunk when the group is small, keeping a multiple of the device count.
     size = min(size, _round_up(len(members), num_devices))
