@@ -112,3 +112,17 @@ def test_workdir_that_is_a_file(tmp_path):
     out.stderr.strip().splitlines()[-1] == f"error: --workdir={path} is a file; expected a "
     "directory"
   )
+
+
+def test_uniform_and_balanced_classes_side_by_side(tmp_path):
+  """Tab. 1's comparison: the same grid with uniform and equalised (Eq. 12-13) classes."""
+  config = load_config("configs/synthetic1d.py", "grid=tiny,both")
+  rows = experiment1d.run(config, str(tmp_path))
+  regcls = [r for r in rows if r["method"] == "regcls"]
+  assert {r["balanced"] for r in regcls} == {False, True}
+  assert len(regcls) == 2 * 2 * 2  # 2 samplings x K in {4, 16} x {uniform, balanced}
+  summary = (tmp_path / "summary.md").read_text()
+  assert "reg+cls bal." in summary and "win %" in summary
+  # Equalised classes with keep masking train a different model than uniform classes.
+  by_key = {(r["sampling"], r["num_classes"], r["balanced"]): r["test_mse"] for r in regcls}
+  assert by_key[("severe", 16, True)] != by_key[("severe", 16, False)]
