@@ -313,7 +313,17 @@ def _chunk_program(statics: Statics, mesh: Mesh) -> Callable:
   sharded = jax.shard_map(
     vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"), check_vma=False
   )
-  return jax.jit(sharded)
+  return jax.jit(sharded, compiler_options=_compiler_options(statics))
+
+
+def _compiler_options(statics: Statics) -> dict[str, str]:
+  """XLA:CPU runs the wide heads' matmuls fastest through its YNNPACK fusions, but the tiny
+  batched matmuls of the trunk and narrow heads faster without them: at the paper's sizes the
+  regression-only group took 106 s per 600 models without and 135 s with, K=16 202 vs 227 s,
+  while K=256 took 578 vs 388 s and K=1024 1856 vs 1170 s (`benchmarks/sweep1d.py`)."""
+  if jax.default_backend() == "cpu" and statics.num_classes < 64:
+    return {"xla_cpu_experimental_ynn_fusion_type": ""}
+  return {}
 
 
 @functools.cache
