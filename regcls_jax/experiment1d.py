@@ -1,6 +1,6 @@
 """Driver of the 1D experiment: the checkpointed chunk loop, results, reports and eval mode.
 
-``run(config, workdir)`` trains the grid of `sweep.plan_runs` chunk by chunk, saving an Orbax
+``run(config, workdir)`` trains the grid of `grid1d.plan_runs` chunk by chunk, saving an Orbax
 checkpoint (parameters of every finished model + the results so far) at most every
 ``config.checkpoint_every_secs`` and at the end; rerunning with the same workdir resumes after
 the last saved chunk. ``evaluate(config, workdir)`` restores the parameters and recomputes every
@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from regcls_jax import checkpoint, report, sweep
+from regcls_jax import checkpoint, grid1d, report, sweep
 from regcls_jax.data import synthetic1d
 
 # Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
@@ -42,13 +42,18 @@ _PLAN_FIELDS = (
 )
 
 
+# Bump when the order in which chunks are planned changes: it invalidates old checkpoints.
+_PLAN_VERSION = 2
+
+
 def plan_fingerprint(config) -> str:
   d = config.to_dict()
-  blob = json.dumps({k: d[k] for k in _PLAN_FIELDS}, sort_keys=True, default=list)
+  plan = {k: d[k] for k in _PLAN_FIELDS} | {"plan_version": _PLAN_VERSION}
+  blob = json.dumps(plan, sort_keys=True, default=list)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _row(run: sweep.Run, metrics: dict, i: int, index: int) -> dict:
+def _row(run: grid1d.Run, metrics: dict, i: int, index: int) -> dict:
   return dict(
     scenario=run.scenario,
     sampling=run.sampling,
@@ -83,10 +88,10 @@ def prepare_workdir(workdir: str) -> None:
 def run(config, workdir: str) -> list[dict]:
   """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint."""
   prepare_workdir(workdir)
-  runs = sweep.plan_runs(config)
+  runs = grid1d.plan_runs(config)
   mesh = sweep.make_mesh()
-  chunks = sweep.plan_chunks(runs, mesh.devices.size, config)
-  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+  cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
+  chunks = grid1d.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
 
@@ -113,7 +118,7 @@ def run(config, workdir: str) -> list[dict]:
     mesh.devices.size,
     jax.devices()[0].platform,
   )
-  progress = sweep.Progress(chunks)
+  progress = grid1d.Progress(chunks)
   for chunk in chunks[:done]:
     progress.skip(chunk)
   last_save = time.perf_counter()
@@ -157,36 +162,18 @@ def evaluate(config, workdir: str) -> list[dict]:
   params, meta = ckpt.restore()
   ckpt.close()
   rows = [dict(r) for r in meta["rows"]]
-  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+  cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sweep.make_mesh()
   by_group: dict[str, list[int]] = {}
   for i, r in enumerate(rows):
     by_group.setdefault(r["group"], []).append(i)
   for group, members in by_group.items():
-    members.sort(key=lambda i: rows[i]["index"])
-    runs = [
-      sweep.Run(
-        **{
-          k: rows[i][k]
-          for k in (
-            "scenario",
-            "sampling",
-            "function",
-            "version",
-            "method",
-            "num_classes",
-            "balanced",
-            "lam",
-            "lr",
-          )
-        }
-      )
-      for i in members
-    ]
+    members.sort(key=lambda i: rows[i]["index"])  # row i's parameters are at params[index]
+    if [rows[i]["index"] for i in members] != list(range(len(members))):
+      raise ValueError(f"checkpoint in {ckpt_dir}: rows of group {group} do not index 0..n-1")
+    runs = [grid1d.Run.from_row(rows[i]) for i in members]
     template = sweep.param_template(config.hidden, runs[0].num_classes)
     stacked = checkpoint.unflatten_state(template, params[group])
-    order = np.array([rows[i]["index"] for i in members])
-    stacked = jax.tree.map(lambda a, order=order: a[order], stacked)
     val, test = sweep.evaluate_group(runs, stacked, cache, config, mesh)
     for i, v, t in zip(members, val, test):
       rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from regcls_jax import core, sweep
+from regcls_jax import core, grid1d, sweep
 from regcls_jax.config_utils import load_config
 from regcls_jax.data import synthetic1d
 from regcls_jax.models.mlp import MLP
@@ -81,15 +81,15 @@ def tiny_config(**overrides):
 def test_model_in_a_chunk_trains_as_if_alone():
   """A model's result does not depend on which other models share its chunk (or padding)."""
   config = tiny_config(samplings=("uniform", "severe"), num_classes=(8,), balanced=(True,))
-  cache = sweep.DatasetCache(synthetic1d.Sizes(**config.data))
+  cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sweep.make_mesh()
-  runs = [r for r in sweep.plan_runs(config) if r.method == "regcls"]
+  runs = [r for r in grid1d.plan_runs(config) if r.method == "regcls"]
   assert len(runs) == 2 and len(runs[0].dataset) == 4
   # The uniform dataset is shorter than the severe one: in a shared chunk it is padded and
   # skips empty batches; alone (4 copies, one per device) it is not padded as much.
   assert len(cache.splits(runs[0])[0]) != len(cache.splits(runs[1])[0])
-  mixed = sweep.Chunk(runs[0].group, (runs[0], runs[1], runs[1], runs[1]), 2)
-  alone = sweep.Chunk(runs[0].group, (runs[0],) * 4, 1)
+  mixed = grid1d.Chunk(runs[0].group, (runs[0], runs[1], runs[1], runs[1]), 2)
+  alone = grid1d.Chunk(runs[0].group, (runs[0],) * 4, 1)
   p_mixed, m_mixed = sweep.train_chunk(mixed, cache, config, mesh)
   p_alone, m_alone = sweep.train_chunk(alone, cache, config, mesh)
   np.testing.assert_allclose(m_mixed["test_mse"][0], m_alone["test_mse"][0], rtol=1e-5)
@@ -100,12 +100,12 @@ def test_model_in_a_chunk_trains_as_if_alone():
 
 def test_plan_paper_grid():
   config = load_config("configs/synthetic1d.py", "grid=paper")
-  runs = sweep.plan_runs(config)
+  runs = grid1d.plan_runs(config)
   assert sum(r.method == "reg" for r in runs) == 600
   assert sum(r.method == "regcls" for r in runs) == 3000
   assert {r.lam for r in runs if r.scenario == "noisy" and r.method == "regcls"} == {1e3}
   assert {r.lr for r in runs if r.scenario == "ood"} == {1e-4}
-  chunks = sweep.plan_chunks(runs, 4, config)
+  chunks = grid1d.plan_chunks(runs, 4, config)
   assert all(len(c.runs) % 4 == 0 for c in chunks)
   planned = [r for c in chunks for r in c.runs[: c.num_real]]
   assert planned == sorted(
@@ -125,17 +125,42 @@ def test_plan_paper_grid():
 )
 def test_bad_config_values(key, value, match):
   with pytest.raises(ValueError, match=match):
-    sweep.plan_runs(tiny_config(**{key: value}))
+    grid1d.plan_runs(tiny_config(**{key: value}))
 
 
 def test_negative_lambda():
   config = tiny_config()
   config.lam.clean = (-1.0,)
   with pytest.raises(ValueError, match="config.lam.clean"):
-    sweep.plan_runs(config)
+    grid1d.plan_runs(config)
 
 
 def test_run_group_names():
-  run = sweep.Run("clean", "mild", 0, 0, "regcls", 16, True, 1.0, 1e-3)
+  run = grid1d.Run("clean", "mild", 0, 0, "regcls", 16, True, 1.0, 1e-3)
   assert run.group == "regcls_k16_bal" and run.seed == 0
   assert dataclasses.replace(run, method="reg", num_classes=0).group == "reg"
+
+
+def test_epoch_permutation_is_a_uniform_shuffle_of_the_valid_prefix():
+  n, n_pad, epochs = 20, 32, 3000
+  perms = jax.vmap(lambda k: sweep.epoch_permutation(k, n, n_pad))(
+    jax.random.split(jax.random.key(0), epochs)
+  )
+  perms = np.asarray(perms)
+  # Valid samples first, each exactly once; padding last, in order.
+  np.testing.assert_array_equal(np.sort(perms[:, :n], axis=1), np.tile(np.arange(n), (epochs, 1)))
+  np.testing.assert_array_equal(perms[:, n:], np.tile(np.arange(n, n_pad), (epochs, 1)))
+  # Every sample is equally likely at every position: chi-square over the 20 x 20 table.
+  counts = np.zeros((n, n))
+  for p in perms:
+    counts[p[:n], np.arange(n)] += 1
+  expected = epochs / n
+  chi2 = ((counts - expected) ** 2 / expected).sum()
+  dof = (n - 1) ** 2
+  assert chi2 < dof + 5 * np.sqrt(2 * dof), chi2
+  # Different epochs give different orders; the shuffle does not depend on the padding.
+  assert len({tuple(p[:n]) for p in perms[:50]}) == 50
+  longer = np.asarray(sweep.epoch_permutation(jax.random.key(7), n, 2 * n_pad))
+  np.testing.assert_array_equal(
+    longer[:n], np.asarray(sweep.epoch_permutation(jax.random.key(7), n, n_pad))[:n]
+  )
