@@ -187,6 +187,8 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
           fontsize=8,
           color="green" if gap > 0 else "red",
         )
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top + 0.1 * (top - bottom))  # room for the gap labels
     ax.set_xticks(x, samplings)
     ax.set_title(sc)
     ax.set_ylabel("test MSE")
