@@ -21,9 +21,10 @@ Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``
 
 Expected result (the reference's own Fig. 3 numbers, mean test MSE reg vs reg+cls): clean mild
 0.307 vs 0.264, moderate 0.394 vs 0.321, severe 0.393 vs 0.270; noisy mild 0.337 vs 0.240,
-moderate 0.377 vs 0.244, severe 0.393 vs 0.235; ood about equal. The default grid gave (this
-CPU, 4 min): clean mild 0.299 vs 0.269, moderate 0.396 vs 0.313, severe 0.401 vs 0.378; noisy
-mild 0.272 vs 0.184, moderate 0.332 vs 0.197, severe 0.355 vs 0.202; ood within +-0.08.
+moderate 0.377 vs 0.244, severe 0.393 vs 0.235; ood about equal.
+The default grid gave (2-core CPU, 3 min): clean mild 0.297 vs 0.270, moderate 0.398 vs 0.312,
+severe 0.404 vs 0.378; noisy mild 0.268 vs 0.184, moderate 0.333 vs 0.208, severe 0.360 vs 0.209;
+ood within +-0.08. The paper grid (39 min): docs/results/paper_grid/summary.md.
 """
 
 import ml_collections
