@@ -185,6 +185,10 @@ def round_up(n: int, multiple: int) -> int:
   return max(multiple, -(-n // multiple) * multiple)
 
 
+# Logits (float32 elements) one device holds per step when ``config.logits_budget`` is 0 (auto).
+# On a CPU a few K=1024 models per core keep the step's working set in cache: at the paper's
+# sizes 2 models per core took 1406 s per 600 models, 4 took 1495 s and 1 took 3514 s. An
+# accelerator wants as many models as fit: 2**28 elements is 1 GiB per logits buffer.
 AUTO_LOGITS_BUDGET = {"cpu": 2**19}
 AUTO_LOGITS_BUDGET_ACCELERATOR = 2**28
 

@@ -172,9 +172,13 @@ def _compiler_options(statics: Statics) -> dict[str, str]:
   return {}
 
 
+def _abstract_model(hidden: Sequence[int], num_classes: int) -> MLP:
+  return nnx.eval_shape(lambda: MLP(1, tuple(hidden), num_classes, rngs=nnx.Rngs(0)))
+
+
 @functools.cache
 def _eval_program(hidden: tuple[int, ...], num_classes: int, mesh: Mesh) -> Callable:
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: MLP(1, hidden, num_classes, rngs=nnx.Rngs(0))))
+  graphdef = nnx.graphdef(_abstract_model(hidden, num_classes))
   vmapped = jax.vmap(functools.partial(_mse, graphdef))
   return jax.jit(
     jax.shard_map(vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"), check_vma=False)
@@ -183,7 +187,7 @@ def _eval_program(hidden: tuple[int, ...], num_classes: int, mesh: Mesh) -> Call
 
 def param_template(hidden: Sequence[int], num_classes: int) -> nnx.State:
   """Abstract parameters (shapes only) of one model."""
-  return nnx.state(nnx.eval_shape(lambda: MLP(1, tuple(hidden), num_classes, rngs=nnx.Rngs(0))))
+  return nnx.state(_abstract_model(hidden, num_classes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +210,6 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
   """Host arrays for a chunk of runs of one group, padded to a common length."""
   splits = [cache.splits(r) for r in runs]
   n_train = round_up(max(len(s[0]) for s in splits), pad_multiple)
-  n_eval = round_up(max(max(len(s[1]), len(s[2])) for s in splits), pad_multiple)
   train = _split_arrays([s[0] for s in splits], n_train)
   cls = np.zeros((len(runs), n_train), np.int32)
   keep = np.ones((len(runs), n_train), np.float32)
@@ -217,6 +220,7 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
       cls[i, : len(c)] = c
       keep[i, : len(c)] = keep_probs[c]
   train.update(cls=cls, keep=keep)
+  val, test = eval_inputs(runs, cache, pad_multiple)
   scalars = dict(
     seed=np.array([r.seed for r in runs], np.int32),
     ds_id=np.array([dataset_id(r.scenario, r.sampling, r.function) for r in runs], np.int32),
@@ -224,15 +228,16 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
     lam=np.array([r.lam for r in runs], np.float32),
     scale=np.full(len(runs), scale, np.float32),
   )
-  val = _split_arrays([s[1] for s in splits], n_eval)
-  test = _split_arrays([s[2] for s in splits], n_eval)
   return scalars, train, val, test
 
 
-# Logits (float32 elements) one device holds per step when ``config.logits_budget`` is 0 (auto).
-# On a CPU a few K=1024 models per core keep the step's working set in cache: at the paper's
-# sizes 2 models per core took 1406 s per 600 models, 4 took 1495 s and 1 took 3514 s. An
-# accelerator wants as many models as fit: 2**28 elements is 1 GiB per logits buffer.
+def eval_inputs(runs: Sequence[Run], cache: DatasetCache, pad_multiple: int):
+  """Host arrays of the runs' val and test splits, padded to a common length."""
+  splits = [cache.splits(r) for r in runs]
+  n_eval = round_up(max(max(len(s[1]), len(s[2])) for s in splits), pad_multiple)
+  return tuple(_split_arrays([s[i] for s in splits], n_eval) for i in (1, 2))
+
+
 def statics_for(chunk: Chunk, config, n_train: int) -> Statics:
   run = chunk.runs[0]
   return Statics(
@@ -279,7 +284,7 @@ def evaluate_group(
     n = min(size, len(runs) - start)
     idx = np.arange(start, start + round_up(n, n_dev)).clip(max=start + n - 1)
     p = jax.tree.map(lambda a, idx=idx: a[idx], params)
-    _, _, val, test = chunk_inputs([runs[i] for i in idx], cache, config.scale, 1024)
+    val, test = eval_inputs([runs[i] for i in idx], cache, 1024)
     val_out.append(np.asarray(program(p, val))[:n])
     test_out.append(np.asarray(program(p, test))[:n])
   return np.concatenate(val_out), np.concatenate(test_out)
