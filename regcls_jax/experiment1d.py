@@ -77,11 +77,13 @@ def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarr
   return {g: {k: np.concatenate([p[k] for p in ps]) for k in ps[0]} for g, ps in parts.items()}
 
 
-def prepare_workdir(workdir: str) -> None:
+def check_workdir(workdir: str) -> None:
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise NotADirectoryError(
-      f"--workdir={workdir} is a file; expected a directory (it is created if missing)"
-    )
+    raise NotADirectoryError(f"--workdir={workdir} is a file; expected a directory")
+
+
+def prepare_workdir(workdir: str) -> None:
+  check_workdir(workdir)
   os.makedirs(workdir, exist_ok=True)
 
 
@@ -155,6 +157,7 @@ def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
 
 def evaluate(config, workdir: str) -> list[dict]:
   """Recomputes val and test MSE of every model from the checkpoint; writes results_eval.csv."""
+  check_workdir(workdir)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(ckpt_dir):
     raise FileNotFoundError(f"--mode=eval: no checkpoint directory {ckpt_dir}; train first")

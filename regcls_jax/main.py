@@ -71,8 +71,6 @@ def main(argv):
   from regcls_jax import train
 
   workdir = FLAGS.workdir
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    _fail(f"--workdir={workdir} is a file; expected a directory")
   config = FLAGS.config
   if FLAGS.mode == "eval":
     config = _saved_config(workdir) or config
