@@ -29,27 +29,16 @@ ood within +-0.08. The paper grid (39 min): docs/results/paper_grid/summary.md.
 
 import ml_collections
 
+from regcls_jax import config_utils
+
 # The demo script's per-scenario hyper-parameters (shared/spec/UPSTREAM.md).
 PAPER_LAMBDAS = {"clean": 1e2, "noisy": 1e3, "ood": 1e4}
 PAPER_LRS = {"clean": 1e-3, "noisy": 1e-2, "ood": 1e-4}
-VARIANTS = ("grid", "balanced", "both")
-
-
-def _parse(arg: str | None) -> dict[str, str]:
-  out = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, _, value = item.partition("=")
-    if key not in VARIANTS:
-      raise ValueError(f"configs/synthetic1d.py: unknown variant {key!r}; expected {VARIANTS}")
-    out[key] = value or "true"
-  grid = out.get("grid", "default")
-  if grid not in ("tiny", "default", "paper"):
-    raise ValueError(f"configs/synthetic1d.py: grid={grid!r}; expected tiny, default or paper")
-  return out
+VARIANTS = {"grid": ("tiny", "default", "paper"), "balanced": None, "both": None}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = _parse(arg)
+  variants = config_utils.parse_variants(arg, VARIANTS, "configs/synthetic1d.py")
   grid = variants.get("grid", "default")
   c = ml_collections.ConfigDict()
   c.experiment = "synthetic1d"

@@ -62,7 +62,9 @@ def assign_classes(targets: np.ndarray, edges: np.ndarray) -> np.ndarray:
   return np.clip(cls, 0, k - 1).astype(np.int32)
 
 
-def equalised_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
+def equalised_edges(
+  targets: np.ndarray, num_classes: int, weights: np.ndarray | None = None
+) -> np.ndarray:
   """Histogram-equalised class edges (paper Eq. 12, as the reference code computes it).
 
   1. Histogram the targets into K uniform bins (`uniform_edges`).
@@ -76,27 +78,43 @@ def equalised_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
   Args:
     targets: training targets.
     num_classes: K, the number of uniform bins to start from.
+    weights: optional count of each target (same shape as ``targets``), so that a histogram
+      (e.g. of 3.9e9 depth pixels over their 256 distinct values) stands for the full set.
 
   Returns:
     float64 edges ``[K' + 1]`` with ``K' <= K``.
   """
-  edges = uniform_edges(targets, num_classes)
-  t = np.asarray(targets, np.float64).ravel()
-  counts = np.bincount(assign_classes(t, edges), minlength=num_classes)
+  t, w = _targets_and_weights(targets, weights)
+  edges = uniform_edges(t, num_classes)
+  counts = np.bincount(assign_classes(t, edges), weights=w, minlength=num_classes)
   first = int(np.argmax(counts > 0))
   counts = counts[first:]
   edges = np.concatenate([edges[:1], edges[first + 1 :]])
   k = len(counts)
   cum = np.cumsum(counts)
-  q = np.ceil(k * cum / t.size).astype(np.int64) - 1
+  q = np.ceil(k * cum / cum[-1]).astype(np.int64) - 1
   # A class ends at bin i when the next bin has a different q (and at the last bin).
   ends = np.flatnonzero(np.append(q[1:] != q[:-1], True))
   return np.concatenate([edges[:1], edges[ends + 1]])
 
 
-def class_counts(classes: np.ndarray, num_classes: int) -> np.ndarray:
-  """Number of samples per class, ``[K]`` int64."""
-  return np.bincount(np.asarray(classes).ravel(), minlength=num_classes)
+def _targets_and_weights(targets, weights) -> tuple[np.ndarray, np.ndarray | None]:
+  """Flat float64 targets; weights of zero drop their target (it is absent from the set)."""
+  t = np.asarray(targets, np.float64).ravel()
+  if weights is None:
+    return t, None
+  w = np.asarray(weights, np.float64).ravel()
+  if w.shape != t.shape or np.any(w < 0):
+    raise ValueError(f"weights must be non-negative with the targets' shape {t.shape}")
+  return t[w > 0], w[w > 0]
+
+
+def class_counts(
+  classes: np.ndarray, num_classes: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+  """Number of samples per class, ``[K]`` (int64, or float64 when ``weights`` count samples)."""
+  counts = np.bincount(np.asarray(classes).ravel(), weights=weights, minlength=num_classes)
+  return counts if weights is None else counts.astype(np.float64)
 
 
 def keep_probabilities(counts: np.ndarray) -> np.ndarray:
@@ -121,7 +139,10 @@ def keep_probabilities(counts: np.ndarray) -> np.ndarray:
 
 
 def make_classes(
-  train_targets: np.ndarray, num_classes: int, balanced: bool
+  train_targets: np.ndarray,
+  num_classes: int,
+  balanced: bool,
+  weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Class edges and per-class keep probabilities for one training set.
 
@@ -130,14 +151,16 @@ def make_classes(
     num_classes: K.
     balanced: False for uniform classes with no masking (every keep probability 1); True for
       equalised classes (Eq. 12) with the keep probabilities of Eq. 13.
+    weights: optional count of each target (a histogram standing for the full training set).
 
   Returns:
     ``(edges [K' + 1], keep [K'])``.
   """
+  t, w = _targets_and_weights(train_targets, weights)
   if balanced:
-    edges = equalised_edges(train_targets, num_classes)
-    keep = keep_probabilities(class_counts(assign_classes(train_targets, edges), len(edges) - 1))
+    edges = equalised_edges(t, num_classes, w)
+    keep = keep_probabilities(class_counts(assign_classes(t, edges), len(edges) - 1, w))
   else:
-    edges = uniform_edges(train_targets, num_classes)
+    edges = uniform_edges(t, num_classes)
     keep = np.ones(num_classes)
   return edges, keep

@@ -1,7 +1,9 @@
 """Orbax checkpoints of stacked model parameters plus JSON metadata.
 
 A checkpoint holds two items: ``params``, a dict of groups, each a flat dict ``{'layers.0.kernel':
-array [num_models, ...]}``, and ``meta``, a JSON dict (what the arrays are, progress). Orbax
+array [num_models, ...]}``, and ``meta``, a JSON dict (what the arrays are, progress); with a Grain
+data iterator, a third, ``data``, holds its position (one JSON file per process), so a resumed
+run continues with exactly the batch it would have seen next. Orbax
 writes to a temporary directory and renames it on commit, so an interrupted save never leaves a
 half-written step behind.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -63,30 +66,31 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
           max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
         ),
-        item_names=("params", "meta"),
+        item_names=("params", "meta", "data"),
       )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, params: dict, meta: dict) -> None:
+  def save(self, step: int, params: dict, meta: dict, data_iterator=None) -> None:
+    """Saves (atomically) and waits; ``data_iterator`` is a Grain iterator to resume from."""
+    items = {"params": ocp.args.StandardSave(params), "meta": ocp.args.JsonSave(meta)}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
     with _quiet():
-      self._manager.save(
-        step,
-        args=ocp.args.Composite(params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)),
-        force=True,
-      )
+      self._manager.save(step, args=ocp.args.Composite(**items), force=True)
       self._manager.wait_until_finished()
 
-  def restore(self, step: int | None = None) -> tuple[dict, dict]:
+  def restore(self, step: int | None = None, data_iterator=None) -> tuple[dict, dict]:
+    """``(params, meta)`` of ``step`` (default: the latest); also rewinds ``data_iterator``."""
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    items = {"params": ocp.args.StandardRestore(), "meta": ocp.args.JsonRestore()}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
     with _quiet():
-      out = self._manager.restore(
-        step,
-        args=ocp.args.Composite(params=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()),
-      )
+      out = self._manager.restore(step, args=ocp.args.Composite(**items))
     return jax.tree.map(np.asarray, dict(out.params)), dict(out.meta)
 
   def close(self) -> None:

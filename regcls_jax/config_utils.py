@@ -26,3 +26,47 @@ def load_config(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
   config = module.get_config(arg) if arg is not None else module.get_config()
   config.lock()
   return config
+
+
+def parse_variants(arg: str | None, allowed: dict[str, tuple[str, ...] | None], file: str):
+  """``'k=10,balanced'`` -> ``{'k': '10', 'balanced': 'true'}`` (the big_vision config arg).
+
+  Args:
+    arg: the text after ``:`` in ``--config=file:arg``.
+    allowed: variant name -> its allowed values, or None for a switch without a value.
+    file: the config file, for the error message.
+  """
+  out = {}
+  for item in filter(None, (arg or "").split(",")):
+    key, _, value = item.partition("=")
+    if key not in allowed:
+      raise ValueError(f"{file}: unknown variant {key!r}; expected one of {', '.join(allowed)}")
+    choices = allowed[key]
+    if choices is not None and value not in choices:
+      raise ValueError(f"{file}: {key}={value!r}; expected one of {', '.join(choices)}")
+    out[key] = value or "true"
+  return out
+
+
+def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDict:
+  """The ``data`` section every real-data config shares (see `regcls_jax.data.pipeline`)."""
+  c = ml_collections.ConfigDict()
+  c.name = name
+  c.data_dir = ""  # the dataset in its published layout (the TFDS manual dir)
+  c.tfds_dir = ""  # where the prepared ArrayRecord shards go; "" = ~/.cache/regcls_jax/tfds
+  c.fixture = False  # True: a missing data_dir (default ~/.cache/regcls_jax/fixtures/<name>)
+  # is filled with the tiny fixture first (runlocal variants, notebooks)
+  c.batch_size = batch_size  # global, over all processes
+  c.seed = 0  # shuffling, augmentation, keep masks, re-sampling
+  c.num_epochs = ml_collections.FieldReference(None, field_type=int)  # None = repeat forever
+  c.worker_count = -1  # Grain worker processes; -1 = one per core (at most 32); 0 = in-process
+  c.worker_buffer_size = 2  # batches each worker prepares ahead
+  # Re-sampling of the training set (regcls_jax/data/samplers.py): none, mild / moderate /
+  # severe (the paper's peak imbalance around peak_centre; None = random from the seed), or
+  # inverse (each target bin equally often).
+  c.sampling = "none"
+  c.peak_centre = ml_collections.FieldReference(None, field_type=float)
+  c.sampling_bins = 1024
+  c.epoch_size = 0  # records per re-sampled epoch; 0 = the training split's size
+  c.update(fields)
+  return c

@@ -1,0 +1,7 @@
+"""regcls-jax: regression with an auxiliary classification loss over binned targets.
+
+A JAX/Flax reimplementation of Pintea et al., ICCV 2023, "A step towards understanding why
+classification helps regression". See README.md for the experiments and commands.
+"""
+
+__version__ = "0.1.0"

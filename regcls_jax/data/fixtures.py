@@ -1,0 +1,172 @@
+"""Tiny datasets in the exact published layouts of IMDB-WIKI-DIR, NYUD2-DIR and Breakfast.
+
+``python -m regcls_jax.data.fixtures --dataset=imdb_wiki --out=/tmp/imdb_wiki``
+
+Each has tens of samples with a deliberately imbalanced label distribution (most labels in a
+narrow range, a few far away), and inputs that carry the label (image brightness grows with age
+and with depth, feature 0 with progress) so a model can learn something in a few steps. The tests,
+the configs' ``runlocal`` variants and the notebooks run the whole pipeline on them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+from absl import app, flags
+
+from regcls_jax.data import breakfast, common, nyud2
+
+DATASETS = ("imdb_wiki", "nyud2", "breakfast")
+
+
+def _save(path: str, array: np.ndarray, fmt: str) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(common.encode(array, fmt))
+
+
+def _imbalanced(rng, n: int, low: float, high: float, peak: float, width: float) -> np.ndarray:
+  """80% of the labels in ``peak +- width``, the rest uniform in ``[low, high]``."""
+  in_peak = rng.random(n) < 0.8
+  return np.where(in_peak, rng.uniform(peak - width, peak + width, n), rng.uniform(low, high, n))
+
+
+def write_imdb_wiki(out: str, seed: int = 0) -> None:
+  """64 train / 12 val / 12 test faces; ages peak at 25-35; val/test are spread evenly."""
+  rng = np.random.default_rng(seed)
+  ages = {
+    "train": np.rint(_imbalanced(rng, 64, 1, 90, 30, 5)).astype(int),
+    "val": np.linspace(5, 85, 12).round().astype(int),
+    "test": np.linspace(8, 88, 12).round().astype(int),
+  }
+  rows = ["age,path,split"]
+  for split, split_ages in ages.items():
+    for i, age in enumerate(split_ages):
+      crop = "imdb_crop" if i % 3 else "wiki_crop"
+      rel = f"{crop}/{i % 7:02d}/nm{seed:02d}{i:05d}_{split}_{1990 - age}-1-1_1990.jpg"
+      h, w = rng.integers(40, 72, size=2)
+      face = np.clip(age * 2.5 + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+      if i == 5:  # some IMDB-WIKI crops are greyscale: the loader must convert them
+        face = face[..., 0]
+      _save(os.path.join(out, rel), face, "JPEG")
+      rows.append(f"{age},{rel},{split}")
+  with open(os.path.join(out, "imdb_wiki.csv"), "w") as f:
+    f.write("\n".join(rows) + "\n")
+
+
+def _depth_scene(rng, mean_m: float, h: int, w: int) -> np.ndarray:
+  """A depth map in metres: a tilted plane around ``mean_m`` with noise, within (0, 10)."""
+  ramp = np.linspace(-0.5, 0.5, h)[:, None] + np.linspace(-0.3, 0.3, w)[None]
+  return np.clip(mean_m * (1 + ramp) + rng.normal(0, 0.05, (h, w)), 0.2, 9.9)
+
+
+def write_nyud2(out: str, seed: int = 0, size: tuple[int, int] = (120, 160)) -> None:
+  """5 training scenes x 4 pairs (depths mostly 1.5-3 m), 6 test pairs, the balanced mask."""
+  rng = np.random.default_rng(seed)
+  h, w = size
+  train_rows, test_rows = [], []
+  scenes = ["bedroom_0001_out", "kitchen_0002_out", "office_0003_out", "bathroom_0004_out"]
+  scenes.append("living_room_0005_out")
+  for scene in scenes:
+    for i in range(4):
+      depth = _depth_scene(rng, float(_imbalanced(rng, 1, 1.0, 8.0, 2.2, 0.7)[0]), h, w)
+      rgb = np.clip(depth[..., None] * 25 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+      base = f"data/nyu2_train/{scene}/{i + 1}"
+      _save(os.path.join(out, base + ".jpg"), rgb, "JPEG")
+      _save(os.path.join(out, base + ".png"), np.rint(depth / 10 * 255).astype(np.uint8), "PNG")
+      train_rows.append(f"{base}.jpg,{base}.png")
+  test_depths = []
+  for i in range(6):
+    depth = _depth_scene(rng, 1.0 + 1.4 * i, h, w)
+    rgb = np.clip(depth[..., None] * 25 + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+    base = f"data/nyu2_test/{i:05d}"
+    _save(os.path.join(out, base + "_colors.png"), rgb, "PNG")
+    _save(os.path.join(out, base + "_depth.png"), np.rint(depth * 1000).astype(np.uint16), "PNG")
+    test_rows.append(f"{base}_colors.png,{base}_depth.png")
+    # The mask is defined on the test transform's crop of the stored (resized) depth.
+    stored = nyud2.load_pair(
+      (os.path.join(out, base + "_colors.png"), os.path.join(out, base + "_depth.png"))
+    )[3]
+    test_depths.append(center_crop(stored, nyud2.CROP_HW))
+  for name, rows in ((nyud2.TRAIN_CSV, train_rows), (nyud2.TEST_CSV, test_rows)):
+    with open(os.path.join(out, name), "w") as f:
+      f.write("\n".join(rows) + "\n")
+  np.save(os.path.join(out, nyud2.MASK_FILE), nyud2.balanced_test_mask(np.stack(test_depths)))
+
+
+def center_crop(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  top, left = (array.shape[0] - hw[0]) // 2, (array.shape[1] - hw[1]) // 2
+  return array[top : top + hw[0], left : left + hw[1]]
+
+
+ACTIONS = ("SIL", "take_cup", "pour_milk", "stir", "take_bowl", "pour_cereals", "crack_egg")
+
+
+def write_breakfast(out: str, seed: int = 0) -> None:
+  """One participant per test group, every activity once: 40 videos of 6-40 frames."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(os.path.join(out, "mapping"))
+  with open(os.path.join(out, "mapping", "mapping.txt"), "w") as f:
+    f.write("".join(f"{i} {a}\n" for i, a in enumerate(ACTIONS)))
+  persons = [lo for lo, _ in breakfast.GROUPS.values()]
+  for person in persons:
+    for a, activity in enumerate(breakfast.ACTIVITIES):
+      n = int(rng.integers(6, 16) if a % 4 else rng.integers(30, 41))  # imbalanced lengths
+      progress = np.arange(n) / n
+      feats = rng.normal(0, 1, (n, breakfast.FEATURE_DIM))
+      feats[:, 0] = 4 * progress - 2 + rng.normal(0, 0.1, n)
+      name = f"P{person:02d}_cam01_P{person:02d}_{activity}.txt"
+      for sub, lines in (
+        ("features", [" ".join(f"{v:.5f}" for v in row) for row in feats]),
+        ("groundTruth", [ACTIONS[min(int(p * len(ACTIONS)), len(ACTIONS) - 1)] for p in progress]),
+      ):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+        with open(os.path.join(out, sub, name), "w") as f:
+          f.write("\n".join(lines) + "\n")
+
+
+WRITERS = {"imdb_wiki": write_imdb_wiki, "nyud2": write_nyud2, "breakfast": write_breakfast}
+
+
+def write(dataset: str, out: str, seed: int = 0) -> str:
+  """Writes the fixture for ``dataset`` to ``out`` (which must not exist yet) atomically.
+
+  Returns:
+    ``out``.
+  """
+  if dataset not in WRITERS:
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+  if os.path.exists(out) and os.listdir(out):
+    raise ValueError(f"{out}: exists and is not empty; choose a new directory")
+  parent = os.path.dirname(os.path.abspath(out))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".fixture-", dir=parent)
+  try:
+    WRITERS[dataset](tmp, seed)
+    if os.path.exists(out):
+      os.rmdir(out)
+    os.rename(tmp, out)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return out
+
+
+_DATASET = flags.DEFINE_enum("dataset", None, DATASETS, "Which dataset's layout to write.")
+_OUT = flags.DEFINE_string("out", None, "Directory to create.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed of the fixture's contents.")
+
+
+def main(argv):
+  del argv
+  try:
+    print(write(_DATASET.value, _OUT.value, _SEED.value))
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["dataset", "out"])
+  app.run(main)

@@ -1,0 +1,225 @@
+"""Grain input pipelines for the real datasets, from a config's ``data`` section to device batches.
+
+::
+
+  builder = pipeline.prepare(config.data)             # TFDS ArrayRecord shards, built once
+  classes = pipeline.fit_classes(builder, config)     # Eq. 12 / 13 on the training targets
+  loader = pipeline.make_loader(builder, config, "train", classes)
+  for batch in pipeline.device_batches(iter(loader), pipeline.data_sharding(mesh)): ...
+
+Train loaders shard by JAX process, shuffle (or re-sample) with the config's seed, augment with
+`RandomMap` transforms, add class labels and keep masks, batch with ``drop_remainder`` and run in
+``worker_count`` processes. Eval loaders read every record of the split once, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+
+from regcls_jax import binning
+from regcls_jax.data import breakfast, common, fixtures, imdb_wiki, nyud2, samplers, transforms
+
+FIXTURE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "regcls_jax", "fixtures")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """How one dataset plugs into the pipeline."""
+
+  builder: type
+  module: object  # the loader module: source_files(data_dir)
+  train_transform: Callable[[ml_collections.ConfigDict], grain.transforms.Transformation]
+  eval_transform: Callable[[ml_collections.ConfigDict], grain.transforms.Transformation]
+  class_source: str  # element key the classes are computed from after the transform
+
+
+DATASETS = {
+  "imdb_wiki": Dataset(
+    imdb_wiki.ImdbWikiDir,
+    imdb_wiki,
+    lambda data: transforms.ImdbWikiTrain(),
+    lambda data: transforms.ImdbWikiEval(),
+    "label",
+  ),
+  "nyud2": Dataset(
+    nyud2.Nyud2Dir,
+    nyud2,
+    lambda data: transforms.Nyud2Train(),
+    lambda data: transforms.Nyud2Eval(),
+    "label_full",
+  ),
+  "breakfast": Dataset(
+    breakfast.Breakfast,
+    breakfast,
+    lambda data: transforms.BreakfastFrame(data.target),
+    lambda data: transforms.BreakfastFrame(data.target),
+    "label",
+  ),
+}
+
+
+def _dataset(data: ml_collections.ConfigDict) -> Dataset:
+  if data.name not in DATASETS:
+    raise ValueError(
+      f"config.data.name: unknown dataset {data.name!r}; expected one of {', '.join(DATASETS)}"
+    )
+  return DATASETS[data.name]
+
+
+def data_dir(data: ml_collections.ConfigDict) -> str:
+  """The dataset directory; with ``data.fixture`` a missing one is filled with the fixture."""
+  path = data.data_dir or (os.path.join(FIXTURE_ROOT, data.name) if data.fixture else "")
+  if data.fixture and path and not os.path.isdir(path):
+    fixtures.write(data.name, path)
+  return path
+
+
+def prepare(data: ml_collections.ConfigDict):
+  """The prepared TFDS builder of ``data.name`` read from ``data_dir(data)``."""
+  spec = _dataset(data)
+  path = data_dir(data)
+  return common.prepare(spec.builder, path, data.tfds_dir, spec.module.source_files(path))
+
+
+def split_name(data: ml_collections.ConfigDict, split: str) -> str:
+  """The TFDS split string of ``split`` (train / val / test) for this dataset and config."""
+  if data.name == "breakfast":
+    if split == "val":
+      raise ValueError("breakfast has no val split; choose lambda on training videos")
+    return breakfast.train_groups(data.split) if split == "train" else data.split
+  return split
+
+
+def targets(builder, data: ml_collections.ConfigDict, split: str) -> np.ndarray:
+  """One target per record of ``split``, in record order (float64 ``[N]``).
+
+  Ages for IMDB-WIKI-DIR, the mean valid depth of each image for NYUD2-DIR, the progress
+  target for Breakfast frames. Read from the builder's metadata, never from the records.
+  """
+  meta = builder.info.metadata
+  if data.name == "breakfast":
+    groups = split_name(data, split).split("+")
+    videos = [v for g in groups for v in meta["videos"][g]]
+    return np.concatenate(
+      [breakfast.progress_targets(n, data.target) for _, n, _ in videos]
+    ).astype(np.float64)
+  return np.asarray(meta["targets"][split], np.float64)
+
+
+def fit_classes(builder, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """Class edges and keep probabilities (Eq. 12 / 13) fitted to the training targets.
+
+  For NYUD2-DIR these are the training depth pixels, counted per stored 8-bit value at
+  preparation; for the others the per-record targets.
+
+  Returns:
+    ``(edges [K' + 1], keep [K'])`` as `binning.make_classes`.
+  """
+  data = config.data
+  if data.name == "nyud2":
+    counts = np.asarray(builder.info.metadata["train_value_counts"], np.float64)
+    values = np.arange(counts.size) * nyud2.TRAIN_SCALE
+    return binning.make_classes(values, config.num_classes, config.balanced, weights=counts)
+  return binning.make_classes(targets(builder, data, "train"), config.num_classes, config.balanced)
+
+
+def make_sampler(builder, data: ml_collections.ConfigDict, split: str, train: bool):
+  """Shuffled epochs (train), re-sampled epochs (``data.sampling``), or one ordered pass."""
+  n = builder.info.splits[split_name(data, split)].num_examples
+  if not train:
+    return grain.samplers.IndexSampler(n, shuffle=False, num_epochs=1, seed=data.seed)
+  if data.sampling == "none":
+    return grain.samplers.IndexSampler(n, shuffle=True, num_epochs=data.num_epochs, seed=data.seed)
+  t = targets(builder, data, split)
+  if data.sampling == "inverse":
+    p = samplers.inverse_frequency_weights(t, data.sampling_bins)
+  elif data.sampling in ("mild", "moderate", "severe"):
+    p, _ = samplers.peak_weights(t, data.sampling, data.peak_centre, data.seed, data.sampling_bins)
+  else:
+    raise ValueError(
+      f"config.data.sampling: {data.sampling!r}; expected one of {', '.join(samplers.SAMPLINGS)}"
+    )
+  return samplers.WeightedSampler(p, data.epoch_size or n, data.seed, data.num_epochs)
+
+
+def worker_count(data: ml_collections.ConfigDict) -> int:
+  """``data.worker_count``, or with -1 one worker per core (at most 32)."""
+  return min(os.cpu_count() or 1, 32) if data.worker_count < 0 else data.worker_count
+
+
+def per_process_batch(global_batch: int) -> int:
+  if global_batch % jax.process_count():
+    raise ValueError(
+      f"config.data.batch_size={global_batch} is not divisible by the {jax.process_count()} "
+      "processes"
+    )
+  return global_batch // jax.process_count()
+
+
+def make_loader(
+  builder,
+  config: ml_collections.ConfigDict,
+  split: str,
+  classes: tuple[np.ndarray, np.ndarray] | None = None,
+  train: bool | None = None,
+) -> grain.DataLoader:
+  """The Grain `DataLoader` of one split.
+
+  Args:
+    builder: from `prepare`.
+    config: the experiment config; uses ``config.data`` and, with ``classes``, ``rebalance``.
+    split: ``train``, ``val`` or ``test``.
+    classes: ``(edges, keep)`` from `fit_classes`: adds ``cls``, ``cls_mask`` and ``reg_mask``
+      (train only).
+    train: augment, shuffle, repeat and drop the last partial batch; default: split == train.
+
+  Returns:
+    a DataLoader whose batches are dicts of numpy arrays with a leading per-process batch axis.
+  """
+  data = config.data
+  spec = _dataset(data)
+  train = split == "train" if train is None else train
+  source = builder.as_data_source(split=split_name(data, split))
+  ops = [spec.train_transform(data) if train else spec.eval_transform(data)]
+  if classes is not None and train:
+    edges, keep = classes
+    ops.append(transforms.ClassKeepMask(edges, keep, spec.class_source, config.rebalance))
+  elif train and spec.class_source != "label":
+    ops.append(_Drop(spec.class_source))
+  ops.append(grain.transforms.Batch(per_process_batch(data.batch_size), drop_remainder=train))
+  return grain.DataLoader(
+    data_source=source,
+    sampler=make_sampler(builder, data, split, train),
+    operations=ops,
+    worker_count=worker_count(data),
+    worker_buffer_size=data.worker_buffer_size,
+    shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=train),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Drop(grain.transforms.Map):
+  """Removes a key the model does not need (the full-resolution depth without a cls head)."""
+
+  key: str
+
+  def map(self, element):
+    return {k: v for k, v in element.items() if k != self.key}
+
+
+def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  """Batches split along their leading axis over the mesh's ``data`` axis."""
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+
+
+def device_batches(batches: Iterator[dict], sharding: jax.sharding.Sharding) -> Iterator[dict]:
+  """Turns each process's numpy batches into global `jax.Array`s laid out by ``sharding``."""
+  for batch in batches:
+    yield jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)

@@ -1,0 +1,220 @@
+"""Grain transforms: the reference's augmentations, class-keep masking and re-balancing.
+
+Every random transform is a `grain.transforms.RandomMap`, drawing only from the ``rng`` Grain
+derives from the seed and the record's position in the global order. So a batch depends only on
+(seed, step): two runs agree, a restored iterator continues exactly, and every epoch draws anew.
+
+Elements after the dataset transform are dicts with ``label`` (the regression target: a scalar,
+or a [114, 152] depth map) and the input (``image`` or ``features``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import numpy as np
+from PIL import Image
+
+from regcls_jax import binning
+from regcls_jax.data import common, nyud2
+
+# ImageNet statistics (Hu et al.'s NYUD2 transforms).
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
+PCA_EIGVEC = np.array(
+  [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]], np.float32
+)
+IMDB_PAD = 16
+
+
+def normalize_dir_image(image):
+  """IMDB-WIKI-DIR's normalisation, ``(x / 255 - 0.5) / 0.5``, of uint8 images.
+
+  The IMDB-WIKI pipeline ships uint8 images (4x less inter-process traffic than float32) and the
+  model applies this first; it works on numpy and jax arrays alike.
+  """
+  return image.astype("float32") * (2.0 / 255.0) - 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# IMDB-WIKI-DIR
+
+
+class ImdbWikiTrain(grain.transforms.RandomMap):
+  """DIR's train transform after the resize: zero-pad 16, random 224 crop, random h-flip.
+
+  In: ``{image uint8 [224, 224, 3], age}``. Out: ``{image uint8 [224, 224, 3], label f32}``.
+  """
+
+  def random_map(self, element, rng: np.random.Generator):
+    image = element["image"]
+    size = image.shape[0]
+    top, left = rng.integers(0, 2 * IMDB_PAD + 1, size=2)
+    padded = np.zeros((size + 2 * IMDB_PAD, size + 2 * IMDB_PAD, 3), np.uint8)
+    padded[IMDB_PAD : IMDB_PAD + size, IMDB_PAD : IMDB_PAD + size] = image
+    crop = padded[top : top + size, left : left + size]
+    if rng.random() < 0.5:
+      crop = crop[:, ::-1]
+    return {"image": np.ascontiguousarray(crop), "label": np.float32(element["age"])}
+
+
+class ImdbWikiEval(grain.transforms.Map):
+  """DIR's eval transform after the resize (nothing left but the normalisation, on device)."""
+
+  def map(self, element):
+    return {"image": element["image"], "label": np.float32(element["age"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# NYUD2-DIR
+
+
+def _crop(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  top, left = (array.shape[0] - hw[0]) // 2, (array.shape[1] - hw[1]) // 2
+  return array[top : top + hw[0], left : left + hw[1]]
+
+
+def _depth_metres(element) -> np.ndarray:
+  units = common.decode(element["depth"])
+  return units.astype(np.float32) * np.float32(element["depth_scale"])
+
+
+def _normalize_imagenet(image: np.ndarray) -> np.ndarray:
+  return (image - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+  return image @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def lighting(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  """AlexNet-style PCA lighting noise: adds ``eigvec @ (alpha * eigval)`` to every pixel."""
+  return image + PCA_EIGVEC @ (alpha.astype(np.float32) * PCA_EIGVAL)
+
+
+def color_jitter(image: np.ndarray, factors: np.ndarray, order: np.ndarray) -> np.ndarray:
+  """Brightness, contrast and saturation (Hu et al.'s ColorJitter), applied in ``order``.
+
+  Args:
+    image: float32 ``[H, W, 3]`` in [0, 1] (before normalisation).
+    factors: the three blend factors ``1 + U(-0.4, 0.4)`` for brightness, contrast, saturation.
+    order: a permutation of (0, 1, 2).
+  """
+  for op in order:
+    a = np.float32(factors[op])
+    if op == 0:  # brightness: blend with black
+      image = image * a
+    elif op == 1:  # contrast: blend with the mean grey level
+      image = image * a + np.float32(_grey(image).mean()) * (1 - a)
+    else:  # saturation: blend with the grey image
+      image = image * a + _grey(image)[..., None] * (1 - a)
+  return image
+
+
+class Nyud2Train(grain.transforms.RandomMap):
+  """Hu et al.'s train transform after the resize to short side 240 (order as in DATA.md).
+
+  Random h-flip; rotation in +-5 degrees (bilinear for the image, nearest for depth); centre
+  crop 304 x 228; depth target resized to 152 x 114 (bilinear); [0, 1]; PCA lighting (std 0.1);
+  colour jitter 0.4; ImageNet normalisation.
+
+  Out: ``image`` f32 [228, 304, 3], ``label`` f32 [114, 152] metres, ``label_full`` f32
+  [228, 304] metres (the per-pixel cls head's target resolution).
+  """
+
+  def random_map(self, element, rng: np.random.Generator):
+    image = Image.fromarray(element["image"])
+    depth = Image.fromarray(_depth_metres(element))
+    if rng.random() < 0.5:
+      image = image.transpose(Image.FLIP_LEFT_RIGHT)
+      depth = depth.transpose(Image.FLIP_LEFT_RIGHT)
+    angle = float(rng.uniform(-5.0, 5.0))
+    image = image.rotate(angle, resample=Image.BILINEAR)
+    depth = depth.rotate(angle, resample=Image.NEAREST)
+    image = _crop(np.asarray(image), nyud2.CROP_HW)
+    full = np.ascontiguousarray(_crop(np.asarray(depth), nyud2.CROP_HW))
+    h, w = nyud2.TARGET_HW
+    target = np.asarray(Image.fromarray(full).resize((w, h), resample=Image.BILINEAR))
+    x = image.astype(np.float32) / 255.0
+    x = lighting(x, rng.normal(0.0, 0.1, size=3))
+    x = color_jitter(x, 1.0 + rng.uniform(-0.4, 0.4, size=3), rng.permutation(3))
+    return {"image": _normalize_imagenet(x), "label": target, "label_full": full}
+
+
+class Nyud2Eval(grain.transforms.Map):
+  """Hu et al.'s test transform: centre crop 304 x 228 of image and depth, normalisation.
+
+  Out: ``image`` f32 [228, 304, 3], ``label`` f32 [228, 304] metres, ``mask`` bool [228, 304]:
+  the balanced test mask on the test split, valid (> 0) depth pixels elsewhere.
+  """
+
+  def map(self, element):
+    image = _crop(element["image"], nyud2.CROP_HW).astype(np.float32) / 255.0
+    depth = np.ascontiguousarray(_crop(_depth_metres(element), nyud2.CROP_HW))
+    if element["balanced_mask"]:
+      mask = common.decode(element["balanced_mask"]).astype(bool)
+    else:
+      mask = depth > 0
+    return {"image": _normalize_imagenet(image), "label": depth, "mask": mask}
+
+
+# ---------------------------------------------------------------------------------------------
+# Breakfast
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakfastFrame(grain.transforms.Map):
+  """Out: ``features`` f32 [64], ``label``: progress in percent (100 i / n) or frame index i."""
+
+  target: str = "percent"
+
+  def map(self, element):
+    frame, n = int(element["frame"]), int(element["num_frames"])
+    label = 100.0 * frame / n if self.target == "percent" else float(frame)
+    return {"features": element["features"], "label": np.float32(label)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes, class-keep masking (Eq. 13) and re-balancing (Tab. 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassKeepMask(grain.transforms.RandomMap):
+  """Adds the class of every target and the masks of paper Eq. 13 / appendix B.
+
+  ``cls`` (int32) is the class of ``element[source]`` under ``edges``; ``cls_mask`` (bool) is
+  True where a fresh uniform draw falls below the class's keep probability, so a sample (or
+  pixel) enters the cross-entropy with probability ``keep[cls]`` and anew every epoch.
+  ``reg_mask`` is all True, or with ``rebalance`` (paper Tab. 4) the same draw, so the kept
+  samples are the only ones in both losses. For depth the regression target has half the
+  resolution of ``source``: its mask takes every second pixel of the draw.
+
+  Attributes:
+    edges: ``[K + 1]`` class edges (`binning.make_classes`).
+    keep: ``[K]`` keep probabilities (all ones for plain uniform classes).
+    source: the element key holding the targets the classes come from (removed afterwards
+      unless it is ``label``).
+    rebalance: apply the mask to the regression loss too.
+  """
+
+  edges: np.ndarray
+  keep: np.ndarray
+  source: str = "label"
+  rebalance: bool = False
+
+  def random_map(self, element, rng: np.random.Generator):
+    element = dict(element)
+    targets = element["label"] if self.source == "label" else element.pop(self.source)
+    cls = binning.assign_classes(targets, self.edges)
+    mask = rng.random(np.shape(cls)) < np.asarray(self.keep)[cls]
+    element["cls"] = cls
+    element["cls_mask"] = mask
+    label_shape = np.shape(element["label"])
+    if self.rebalance:
+      stride = np.shape(cls)[0] // label_shape[0] if label_shape else 1
+      element["reg_mask"] = mask[::stride, ::stride] if stride > 1 else mask
+    else:
+      element["reg_mask"] = np.ones(label_shape, bool)
+    return element
