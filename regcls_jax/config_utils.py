@@ -54,8 +54,9 @@ def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDi
   c.name = name
   c.data_dir = ""  # the dataset in its published layout (the TFDS manual dir)
   c.tfds_dir = ""  # where the prepared ArrayRecord shards go; "" = ~/.cache/regcls_jax/tfds
-  c.fixture = False  # True: a missing data_dir (default ~/.cache/regcls_jax/fixtures/<name>)
-  # is filled with the tiny fixture first (runlocal variants, notebooks)
+  # True and no data_dir: use the tiny fixture in ~/.cache/regcls_jax/fixtures/<name>, written
+  # there first when missing (runlocal variants, notebooks)
+  c.fixture = False
   c.batch_size = batch_size  # global, over all processes
   c.seed = 0  # shuffling, augmentation, keep masks, re-sampling
   c.num_epochs = ml_collections.FieldReference(None, field_type=int)  # None = repeat forever

@@ -12,3 +12,66 @@ from regcls_jax import runtime  # noqa: E402
 
 runtime.configure()
 flags.FLAGS.mark_as_parsed()
+
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+from regcls_jax.config_utils import load_config  # noqa: E402
+from regcls_jax.data import fixtures, pipeline  # noqa: E402
+
+CONFIG_FILES = {
+  "imdb_wiki": "configs/imdbwiki.py",
+  "nyud2": "configs/nyud2.py",
+  "breakfast": "configs/breakfast.py",
+}
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory):
+  """The three fixture datasets, written once per test session."""
+  root = tmp_path_factory.mktemp("fixtures")
+  for name in CONFIG_FILES:
+    fixtures.write(name, str(root / name))
+  return root
+
+
+@pytest.fixture(scope="session")
+def tfds_root(tmp_path_factory):
+  return tmp_path_factory.mktemp("tfds")
+
+
+def data_config(name, data_dir, tfds_dir, arg="runlocal", **overrides):
+  """A real-data config pointed at ``data_dir``, unlocked for the test's overrides."""
+  config = load_config(CONFIG_FILES[name], arg)
+  config.unlock()
+  config.data.data_dir = str(data_dir)
+  config.data.tfds_dir = str(tfds_dir)
+  for key, value in overrides.items():
+    target = config.data if key in config.data else config
+    setattr(target, key, value)
+  return config
+
+
+@pytest.fixture(scope="session")
+def prepared(fixture_root, tfds_root):
+  """``prepared(name, arg='runlocal', **overrides) -> (config, builder)`` on the fixtures."""
+
+  def get(name, arg="runlocal", **overrides):
+    config = data_config(name, fixture_root / name, tfds_root, arg, **overrides)
+    return config, pipeline.prepare(config.data)
+
+  return get
+
+
+@pytest.fixture
+def fixture_copy(fixture_root, tmp_path):
+  """A writable copy of one fixture dataset, to break in a test."""
+
+  def copy(name):
+    dst = tmp_path / name
+    shutil.copytree(fixture_root / name, dst)
+    return dst
+
+  return copy

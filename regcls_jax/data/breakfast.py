@@ -107,9 +107,12 @@ def read_features(path: str) -> np.ndarray:
   lines = [ln for ln in text.splitlines() if ln.strip()]
   if not lines:
     raise DataError(f"{path}: no frames")
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # fromstring warns on non-numeric text
-    values = np.fromstring(text, dtype=np.float32, sep=" ")
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", DeprecationWarning)  # older numpy only warns
+      values = np.fromstring(text, dtype=np.float32, sep=" ")
+  except ValueError:  # non-numeric text
+    values = np.zeros(0, np.float32)
   if values.size != len(lines) * FEATURE_DIM:
     for i, ln in enumerate(lines, start=1):
       if len(ln.split()) != FEATURE_DIM:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -154,19 +155,22 @@ def write(dataset: str, out: str, seed: int = 0) -> str:
   return out
 
 
-_DATASET = flags.DEFINE_enum("dataset", None, DATASETS, "Which dataset's layout to write.")
-_OUT = flags.DEFINE_string("out", None, "Directory to create.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed of the fixture's contents.")
-
-
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  flags_ = flags.FLAGS
   try:
-    print(write(_DATASET.value, _OUT.value, _SEED.value))
+    print(write(flags_.dataset, flags_.out, flags_.seed))
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
+  # Flags are defined here, not at import, so that importing this module (the pipeline does)
+  # never clashes with another program's flags.
+  flags.DEFINE_enum("dataset", None, DATASETS, "Which dataset's layout to write.")
+  flags.DEFINE_string("out", None, "Directory to create.")
+  flags.DEFINE_integer("seed", 0, "Random seed of the fixture's contents.")
   flags.mark_flags_as_required(["dataset", "out"])
   app.run(main)

@@ -74,9 +74,11 @@ def _dataset(data: ml_collections.ConfigDict) -> Dataset:
 
 
 def data_dir(data: ml_collections.ConfigDict) -> str:
-  """The dataset directory; with ``data.fixture`` a missing one is filled with the fixture."""
-  path = data.data_dir or (os.path.join(FIXTURE_ROOT, data.name) if data.fixture else "")
-  if data.fixture and path and not os.path.isdir(path):
+  """``data.data_dir``; if empty and ``data.fixture``, the fixture dir (written when missing)."""
+  if data.data_dir or not data.fixture:
+    return data.data_dir
+  path = os.path.join(FIXTURE_ROOT, data.name)
+  if not os.path.isdir(path):
     fixtures.write(data.name, path)
   return path
 
