@@ -62,6 +62,11 @@ def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDi
   c.num_epochs = ml_collections.FieldReference(None, field_type=int)  # None = repeat forever
   c.worker_count = -1  # Grain worker processes; -1 = one per core (at most 32); 0 = in-process
   c.worker_buffer_size = 2  # batches each worker prepares ahead
+  # Threads reading records ahead in each worker (Grain ReadOptions). Decoding holds the GIL, so
+  # more threads do not help here: 1 beat 4 and 16 (benchmarks/input_pipeline.py); 0 reads
+  # in line, best for cheap records (Breakfast frames).
+  c.read_threads = 1
+  c.read_buffer = 16  # records read ahead per worker
   # Re-sampling of the training set (regcls_jax/data/samplers.py): none, mild / moderate /
   # severe (the paper's peak imbalance around peak_centre; None = random from the seed), or
   # inverse (each target bin equally often).

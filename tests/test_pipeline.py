@@ -32,25 +32,24 @@ def test_keep_mask_frequencies_match_the_keep_probabilities():
   keep = np.array([1.0, 0.5, 0.1])
   op = transforms.ClassKeepMask(edges, keep)
   rng = np.random.default_rng(0)
-  labels = np.repeat([0.5, 1.5, 2.5], 4000)
-  out = [op.random_map({"label": np.float32(t)}, rng) for t in labels]
-  cls = np.array([o["cls"] for o in out])
-  mask = np.array([o["cls_mask"] for o in out])
+  labels = np.repeat(np.float32([0.5, 1.5, 2.5]), 4000)
+  out = op.random_map({"label": labels}, rng)
+  cls, mask = out["cls"], out["cls_mask"]
   np.testing.assert_array_equal(cls, np.repeat([0, 1, 2], 4000))
   for c, p in enumerate(keep):
     freq = mask[cls == c].mean()
     assert abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / 4000) + 1e-12, (c, freq, p)
-  assert all(o["reg_mask"] for o in out)  # masking touches only the cross-entropy
+  assert out["reg_mask"].shape == (12000,) and out["reg_mask"].all()  # CE only
 
 
 def test_rebalance_applies_the_same_mask_to_both_losses():
   edges, keep = np.array([0.0, 5.0, 10.0]), np.array([1.0, 0.3])
   rng = np.random.default_rng(1)
   op = transforms.ClassKeepMask(edges, keep, source="label_full", rebalance=True)
-  full = rng.uniform(0, 10, (8, 12)).astype(np.float32)
-  out = op.random_map({"label": full[::2, ::2], "label_full": full}, rng)
-  assert "label_full" not in out and out["cls"].shape == (8, 12)
-  np.testing.assert_array_equal(out["reg_mask"], out["cls_mask"][::2, ::2])
+  full = rng.uniform(0, 10, (3, 8, 12)).astype(np.float32)
+  out = op.random_map({"label": full[:, ::2, ::2], "label_full": full}, rng)
+  assert "label_full" not in out and out["cls"].shape == (3, 8, 12)
+  np.testing.assert_array_equal(out["reg_mask"], out["cls_mask"][:, ::2, ::2])
   np.testing.assert_array_equal(out["cls"], (full >= 5).astype(np.int32))
   assert out["cls_mask"][out["cls"] == 0].all()  # keep probability 1
 
@@ -148,15 +147,24 @@ def test_inverse_frequency_weights_balance_the_bins():
   np.testing.assert_allclose([p[:8].sum(), p[8:10].sum(), p[10:].sum()], [1 / 3] * 3)
 
 
+def test_shuffling_sampler_permutes_every_epoch_anew():
+  s = samplers.EpochSampler(50, seed=4, num_epochs=3)
+  keys = np.array([s[i].record_key for i in range(150)]).reshape(3, 50)
+  for epoch in keys:
+    np.testing.assert_array_equal(np.sort(epoch), np.arange(50))
+  assert not np.array_equal(keys[0], keys[1]) and not np.array_equal(keys[1], keys[2])
+  assert s[7].rng.random() == np.random.Generator(np.random.Philox(key=4 + 7)).random()
+
+
 def test_weighted_sampler_draws_by_weight_and_anew_per_epoch():
   p = np.array([0.7, 0.2, 0.1])
-  s = samplers.WeightedSampler(p, epoch_size=20000, seed=0, num_epochs=2)
+  s = samplers.EpochSampler(3, seed=0, num_epochs=2, probabilities=p, epoch_size=20000)
   keys = np.array([s[i].record_key for i in range(40000)])
   for k in range(3):
     freq = (keys[:20000] == k).mean()
     assert abs(freq - p[k]) < 4 * np.sqrt(p[k] * (1 - p[k]) / 20000)
   assert not np.array_equal(keys[:20000], keys[20000:])
-  again = samplers.WeightedSampler(p, epoch_size=20000, seed=0, num_epochs=2)
+  again = samplers.EpochSampler(3, seed=0, num_epochs=2, probabilities=p, epoch_size=20000)
   assert [again[i].record_key for i in range(100)] == keys[:100].tolist()
   with pytest.raises(IndexError):
     s[40000]
@@ -179,7 +187,7 @@ def test_shards_split_one_global_stream(prepared):
   """Two hosts' loaders (shard 0 and 1 of 2) see disjoint halves of the single-host stream."""
   _, builder = prepared("breakfast")
   source = builder.as_data_source(split="s1")
-  sampler = samplers.WeightedSampler(np.full(len(source), 1 / len(source)), 60, seed=0)
+  sampler = samplers.EpochSampler(len(source), seed=0)
 
   def frames(shard):
     loader = grain.DataLoader(
@@ -230,3 +238,16 @@ def test_device_batches_shard_over_the_data_axis(prepared):
   assert batch["features"].sharding == sharding
   assert len(batch["features"].addressable_shards) == 4
   np.testing.assert_array_equal(np.asarray(batch["features"]), host["features"])
+
+
+def test_runlocal_uses_the_fixture_written_on_first_use(tmp_path, monkeypatch):
+  from regcls_jax.config_utils import load_config
+
+  monkeypatch.setattr(pipeline, "FIXTURE_ROOT", str(tmp_path / "fixtures"))
+  config = load_config("configs/breakfast.py", "runlocal")
+  config.unlock()
+  config.data.tfds_dir = str(tmp_path / "tfds")
+  assert config.data.data_dir == "" and config.data.fixture
+  builder = pipeline.prepare(config.data)
+  assert (tmp_path / "fixtures" / "breakfast" / "mapping" / "mapping.txt").exists()
+  assert builder.info.splits["s1"].num_examples > 0

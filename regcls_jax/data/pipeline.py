@@ -22,6 +22,7 @@ import grain
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 
 from regcls_jax import binning
 from regcls_jax.data import breakfast, common, fixtures, imdb_wiki, nyud2, samplers, transforms
@@ -138,7 +139,7 @@ def make_sampler(builder, data: ml_collections.ConfigDict, split: str, train: bo
   if not train:
     return grain.samplers.IndexSampler(n, shuffle=False, num_epochs=1, seed=data.seed)
   if data.sampling == "none":
-    return grain.samplers.IndexSampler(n, shuffle=True, num_epochs=data.num_epochs, seed=data.seed)
+    return samplers.EpochSampler(n, data.seed, data.num_epochs)
   t = targets(builder, data, split)
   if data.sampling == "inverse":
     p = samplers.inverse_frequency_weights(t, data.sampling_bins)
@@ -148,7 +149,7 @@ def make_sampler(builder, data: ml_collections.ConfigDict, split: str, train: bo
     raise ValueError(
       f"config.data.sampling: {data.sampling!r}; expected one of {', '.join(samplers.SAMPLINGS)}"
     )
-  return samplers.WeightedSampler(p, data.epoch_size or n, data.seed, data.num_epochs)
+  return samplers.EpochSampler(n, data.seed, data.num_epochs, p, data.epoch_size or n)
 
 
 def worker_count(data: ml_collections.ConfigDict) -> int:
@@ -190,12 +191,16 @@ def make_loader(
   train = split == "train" if train is None else train
   source = builder.as_data_source(split=split_name(data, split))
   ops = [spec.train_transform(data) if train else spec.eval_transform(data)]
+  if train and classes is None and spec.class_source != "label":
+    ops.append(_Drop(spec.class_source))
+  ops.append(grain.transforms.Batch(per_process_batch(data.batch_size), drop_remainder=train))
   if classes is not None and train:
     edges, keep = classes
     ops.append(transforms.ClassKeepMask(edges, keep, spec.class_source, config.rebalance))
-  elif train and spec.class_source != "label":
-    ops.append(_Drop(spec.class_source))
-  ops.append(grain.transforms.Batch(per_process_batch(data.batch_size), drop_remainder=train))
+  if not flags.FLAGS.is_parsed():
+    # Grain's worker processes read absl flags; scripts and notebooks that never ran
+    # absl.app would otherwise fail in the first worker.
+    flags.FLAGS.mark_as_parsed()
   return grain.DataLoader(
     data_source=source,
     sampler=make_sampler(builder, data, split, train),
@@ -203,6 +208,9 @@ def make_loader(
     worker_count=worker_count(data),
     worker_buffer_size=data.worker_buffer_size,
     shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=train),
+    read_options=grain.ReadOptions(
+      num_threads=data.read_threads, prefetch_buffer_size=data.read_buffer
+    ),
   )
 
 

@@ -8,9 +8,8 @@
 * `inverse_frequency_weights`: every non-empty target bin gets the same share (re-sampling
   instead of the paper's masking; the classic remedy for imbalance).
 
-`WeightedSampler` draws ``epoch_size`` records per epoch with replacement from such weights, a
-new draw every epoch, reproducible from the seed; records carry the same per-record rng as
-Grain's `IndexSampler`, so random transforms behave identically under either sampler.
+`EpochSampler` shuffles (a permutation per epoch) or draws ``epoch_size`` records per epoch with
+replacement from such weights, a new draw every epoch, reproducible from the seed.
 """
 
 from __future__ import annotations
@@ -90,33 +89,47 @@ def inverse_frequency_weights(targets: np.ndarray, num_bins: int = 100) -> np.nd
   return _even_over_bins(t, t.min(), t.max(), num_bins)
 
 
-class WeightedSampler:
-  """A Grain sampler: ``epoch_size`` draws with replacement per epoch from ``probabilities``.
+class EpochSampler:
+  """A Grain sampler that draws each epoch's record order at once from ``(seed, epoch)``.
 
-  The global index ``i`` maps to draw ``i % epoch_size`` of epoch ``i // epoch_size``; epoch e's
-  draws come from ``numpy.random.default_rng([seed, e])``. The DataLoader's shard options
-  stride this one global sequence, so hosts see disjoint parts of it.
+  Without ``probabilities`` an epoch is a permutation of all records (a plain shuffle); with
+  them, ``epoch_size`` draws with replacement (re-sampling). The global index ``i`` maps to
+  position ``i % epoch_size`` of epoch ``i // epoch_size``, drawn by
+  ``numpy.random.default_rng([seed, epoch])``. One epoch costs one numpy call instead of Grain's
+  per-index shuffle (about 0.5 ms per record here, more than decoding a 224 px JPEG). The
+  DataLoader's shard options stride this one global sequence, so hosts see disjoint parts of
+  it. Records carry the same per-record rng as Grain's `IndexSampler`.
   """
 
   def __init__(
     self,
-    probabilities: np.ndarray,
-    epoch_size: int,
+    num_records: int,
     seed: int,
     num_epochs: int | None = None,
+    probabilities: np.ndarray | None = None,
+    epoch_size: int | None = None,
   ):
-    p = np.asarray(probabilities, np.float64)
-    if p.ndim != 1 or p.size == 0 or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
-      raise ValueError("probabilities must be a non-empty 1-D array of non-negatives summing to 1")
-    if epoch_size <= 0:
+    if num_records <= 0:
+      raise ValueError(f"cannot sample from {num_records} records")
+    if probabilities is not None:
+      p = np.asarray(probabilities, np.float64)
+      if p.shape != (num_records,) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+        raise ValueError(f"probabilities must be {num_records} non-negatives summing to 1")
+      probabilities = p / p.sum()
+    self._n = int(num_records)
+    self._p = probabilities
+    self._epoch_size = int(epoch_size or num_records)
+    if self._epoch_size <= 0:
       raise ValueError(f"epoch_size must be positive, got {epoch_size}")
-    self._p = p / p.sum()
-    self._epoch_size = int(epoch_size)
     self._seed = int(seed)
     self._num_epochs = num_epochs
-    # A digest of the weights keeps __repr__ stable but distinct per weighting (Grain checks
-    # a restored iterator's sampler by its repr).
-    self._digest = hashlib.sha1(self._p.tobytes()).hexdigest()[:8]
+    # Grain checks a restored iterator's sampler by its repr: keep it stable but distinct per
+    # weighting.
+    digest = "none" if probabilities is None else hashlib.sha1(probabilities.tobytes()).hexdigest()
+    self._repr = (
+      f"EpochSampler(num_records={self._n}, epoch_size={self._epoch_size}, seed={self._seed}, "
+      f"num_epochs={num_epochs}, weights={digest[:8]})"
+    )
     self._cached = (-1, None)
 
   def __len__(self) -> int:
@@ -125,23 +138,23 @@ class WeightedSampler:
     return self._num_epochs * self._epoch_size
 
   def __repr__(self) -> str:
-    return (
-      f"WeightedSampler(num_records={self._p.size}, epoch_size={self._epoch_size}, "
-      f"seed={self._seed}, num_epochs={self._num_epochs}, weights={self._digest})"
-    )
+    return self._repr
 
-  def epoch_draws(self, epoch: int) -> np.ndarray:
-    """The record keys drawn in ``epoch``, ``[epoch_size]`` int64 (the last epoch is cached)."""
+  def epoch_keys(self, epoch: int) -> np.ndarray:
+    """The record keys of ``epoch`` in order, ``[epoch_size]`` (the last epoch is cached)."""
     if self._cached[0] != epoch:
       rng = np.random.default_rng([self._seed, epoch])
-      draws = rng.choice(self._p.size, size=self._epoch_size, replace=True, p=self._p)
-      self._cached = (epoch, draws)
+      if self._p is None:
+        keys = rng.permutation(self._n)
+      else:
+        keys = rng.choice(self._n, size=self._epoch_size, replace=True, p=self._p)
+      self._cached = (epoch, keys)
     return self._cached[1]
 
   def __getitem__(self, index: int) -> grain.RecordMetadata:
     if index < 0 or index >= len(self):
       raise IndexError(f"index {index} outside the sampler's {len(self)} records")
     epoch, pos = divmod(index, self._epoch_size)
-    key = int(self.epoch_draws(epoch)[pos])
+    key = int(self.epoch_keys(epoch)[pos])
     rng = np.random.Generator(np.random.Philox(key=self._seed + index))
     return grain.RecordMetadata(index=index, record_key=key, rng=rng)

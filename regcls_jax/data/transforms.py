@@ -51,13 +51,18 @@ class ImdbWikiTrain(grain.transforms.RandomMap):
   def random_map(self, element, rng: np.random.Generator):
     image = element["image"]
     size = image.shape[0]
-    top, left = rng.integers(0, 2 * IMDB_PAD + 1, size=2)
-    padded = np.zeros((size + 2 * IMDB_PAD, size + 2 * IMDB_PAD, 3), np.uint8)
-    padded[IMDB_PAD : IMDB_PAD + size, IMDB_PAD : IMDB_PAD + size] = image
-    crop = padded[top : top + size, left : left + size]
+    # Offsets of the crop in the padded image; copy the overlap straight into a zero canvas
+    # rather than building the padded image first (half the memory traffic).
+    top, left = (int(v) for v in rng.integers(0, 2 * IMDB_PAD + 1, size=2))
+    src_y = slice(max(top - IMDB_PAD, 0), min(top - IMDB_PAD + size, size))
+    src_x = slice(max(left - IMDB_PAD, 0), min(left - IMDB_PAD + size, size))
+    dst_y = slice(max(IMDB_PAD - top, 0), max(IMDB_PAD - top, 0) + src_y.stop - src_y.start)
+    dst_x = slice(max(IMDB_PAD - left, 0), max(IMDB_PAD - left, 0) + src_x.stop - src_x.start)
+    out = np.zeros_like(image)
+    out[dst_y, dst_x] = image[src_y, src_x]
     if rng.random() < 0.5:
-      crop = crop[:, ::-1]
-    return {"image": np.ascontiguousarray(crop), "label": np.float32(element["age"])}
+      out = out[:, ::-1].copy()
+    return {"image": out, "label": np.float32(element["age"])}
 
 
 class ImdbWikiEval(grain.transforms.Map):
@@ -182,11 +187,12 @@ class BreakfastFrame(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class ClassKeepMask(grain.transforms.RandomMap):
-  """Adds the class of every target and the masks of paper Eq. 13 / appendix B.
+  """Adds the class of every target and the masks of paper Eq. 13 / appendix B, per batch.
 
-  ``cls`` (int32) is the class of ``element[source]`` under ``edges``; ``cls_mask`` (bool) is
-  True where a fresh uniform draw falls below the class's keep probability, so a sample (or
-  pixel) enters the cross-entropy with probability ``keep[cls]`` and anew every epoch.
+  Runs after batching (vectorised; per-record it cost more than reading a Breakfast frame).
+  ``cls`` (int32) is the class of ``batch[source]`` under ``edges``; ``cls_mask`` (bool) is True
+  where a fresh uniform draw falls below the class's keep probability, so a sample (or pixel)
+  enters the cross-entropy with probability ``keep[cls]``, independently and anew every epoch.
   ``reg_mask`` is all True, or with ``rebalance`` (paper Tab. 4) the same draw, so the kept
   samples are the only ones in both losses. For depth the regression target has half the
   resolution of ``source``: its mask takes every second pixel of the draw.
@@ -194,8 +200,8 @@ class ClassKeepMask(grain.transforms.RandomMap):
   Attributes:
     edges: ``[K + 1]`` class edges (`binning.make_classes`).
     keep: ``[K]`` keep probabilities (all ones for plain uniform classes).
-    source: the element key holding the targets the classes come from (removed afterwards
-      unless it is ``label``).
+    source: the key holding the targets the classes come from (removed afterwards unless it is
+      ``label``).
     rebalance: apply the mask to the regression loss too.
   """
 
@@ -204,17 +210,17 @@ class ClassKeepMask(grain.transforms.RandomMap):
   source: str = "label"
   rebalance: bool = False
 
-  def random_map(self, element, rng: np.random.Generator):
-    element = dict(element)
-    targets = element["label"] if self.source == "label" else element.pop(self.source)
+  def random_map(self, batch, rng: np.random.Generator):
+    batch = dict(batch)
+    targets = batch["label"] if self.source == "label" else batch.pop(self.source)
     cls = binning.assign_classes(targets, self.edges)
-    mask = rng.random(np.shape(cls)) < np.asarray(self.keep)[cls]
-    element["cls"] = cls
-    element["cls_mask"] = mask
-    label_shape = np.shape(element["label"])
+    mask = rng.random(cls.shape) < np.asarray(self.keep)[cls]
+    batch["cls"] = cls
+    batch["cls_mask"] = mask
+    label_shape = batch["label"].shape
     if self.rebalance:
-      stride = np.shape(cls)[0] // label_shape[0] if label_shape else 1
-      element["reg_mask"] = mask[::stride, ::stride] if stride > 1 else mask
+      stride = cls.shape[1] // label_shape[1] if len(label_shape) > 1 else 1
+      batch["reg_mask"] = mask[:, ::stride, ::stride] if stride > 1 else mask
     else:
-      element["reg_mask"] = np.ones(label_shape, bool)
-    return element
+      batch["reg_mask"] = np.ones(label_shape, bool)
+    return batch
