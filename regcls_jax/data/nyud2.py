@@ -128,12 +128,12 @@ def load_pair(paths: tuple[str, str]) -> tuple[bytes, bytes, float, np.ndarray]:
 
 
 def _load_with_stats(paths):
-  """`load_pair` plus the pair's mean valid depth and the count of each stored depth value."""
+  """`load_pair` plus the mean valid (> 0) depth and the count of each valid stored value."""
   rgb, depth, scale, metres = load_pair(paths)
   valid = metres[metres > 0]
   mean = float(valid.mean()) if valid.size else 0.0
   units = np.rint(metres / np.float32(scale)).astype(np.int64)
-  return rgb, depth, scale, mean, np.bincount(units.ravel(), minlength=256)
+  return rgb, depth, scale, mean, np.bincount(units[units > 0], minlength=256)
 
 
 class Nyud2Dir(tfds.core.GeneratorBasedBuilder):

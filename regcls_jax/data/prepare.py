@@ -19,6 +19,12 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A real-data config (configs/*.py).")
 
 
+def _short(values: np.ndarray, ends: int = 5) -> str:
+  """``[a, b, c, ..., y, z]`` with 3 decimals: long class lists stay on one readable line."""
+  v = [f"{x:.3f}" for x in values]
+  return "[" + ", ".join(v if len(v) <= 2 * ends else [*v[:ends], "...", *v[-ends:]]) + "]"
+
+
 def summary(config) -> str:
   """The text this command prints (also what tests check)."""
   from regcls_jax.data import pipeline
@@ -32,9 +38,9 @@ def summary(config) -> str:
     t = pipeline.targets(builder, config.data, "train")
     lines.append(f"  train targets: min {t.min():g}, mean {t.mean():g}, max {t.max():g}")
   kind = "equalised (Eq. 12), keep probabilities (Eq. 13)" if config.balanced else "uniform"
-  lines.append(f"  classes: {len(keep)} {kind}; edges {np.round(edges, 3).tolist()}")
+  lines.append(f"  classes: {len(keep)} {kind}; edges {_short(edges)}")
   if config.balanced:
-    lines.append(f"  keep probabilities: {np.round(keep, 3).tolist()}")
+    lines.append(f"  keep probabilities: {_short(keep)}")
   if config.data.sampling != "none":
     n = len(pipeline.make_sampler(builder, config.data, "train", train=True))
     lines.append(f"  re-sampling: {config.data.sampling}, {n} draws")
