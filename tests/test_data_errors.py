@@ -9,7 +9,7 @@ import pytest
 from conftest import data_config
 
 from regcls_jax.config_utils import REPO_ROOT
-from regcls_jax.data import common, pipeline
+from regcls_jax.data import common, imdb_wiki, pipeline
 
 
 def _prepare_fails(name, data_dir, tfds_dir, match):
@@ -142,3 +142,17 @@ def test_prepare_cli_summary(fixture_root, tmp_path):
   assert out.returncode == 0, out.stderr
   assert "split train: 64 examples" in out.stdout and "split test: 12 examples" in out.stdout
   assert "equalised (Eq. 12)" in out.stdout
+
+
+def test_parallel_preparation_keeps_order_and_errors(tmp_path):
+  """Large datasets decode over a spawned process pool: same order, same one-line errors."""
+  good = [str(tmp_path / f"{i}.png") for i in range(6)]
+  for i, p in enumerate(good):
+    with open(p, "wb") as f:
+      f.write(common.encode(np.full((4, 5), i * 40, np.uint8), "PNG"))
+  load = imdb_wiki.load_face  # what IMDB-WIKI preparation maps over its images
+  out = list(common.parallel_map(load, good, min_items=1))
+  assert [round(common.decode(b).mean()) for b in out] == [0, 40, 80, 120, 160, 200]
+  bad = good[:2] + [str(tmp_path / "missing.png")]
+  with pytest.raises(common.DataError, match="missing.png: missing image"):
+    list(common.parallel_map(load, bad, min_items=1))
