@@ -29,7 +29,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from regcls_jax import binning, core, losses
+from regcls_jax import binning, core, losses, scan_train
 from regcls_jax.data import synthetic1d
 from regcls_jax.grid1d import Chunk, DatasetCache, Run, dataset_id, round_up
 from regcls_jax.models.mlp import MLP
@@ -48,47 +48,6 @@ class Statics:
   epochs: int
   batch_size: int
   weight_decay: float
-  steps_per_epoch: int
-
-
-def _fmix32(h: jax.Array) -> jax.Array:
-  """MurmurHash3's 32-bit finaliser: a cheap, well-mixing bijection on uint32."""
-  h = h ^ (h >> 16)
-  h = h * jnp.uint32(0x85EBCA6B)
-  h = h ^ (h >> 13)
-  h = h * jnp.uint32(0xC2B2AE35)
-  return h ^ (h >> 16)
-
-
-def epoch_permutation(key: jax.Array, n: jax.Array, n_pad: int) -> jax.Array:
-  """A random order of ``[0, n)`` followed by ``[n, n_pad)``: one epoch's shuffle.
-
-  Sorting random floats with an index payload (``argsort``) is the slowest part of the sweep's
-  small models on a CPU, so each position gets one uint32 sort key instead: random high bits
-  from a keyed hash, its own index in the low bits. A single-operand sort of those keys is ~6x
-  faster than ``argsort``, and the low bits give the permutation back. Padding gets all-ones
-  high bits and sorts last. Positions whose random high bits tie keep their index order; with
-  16 random bits and ~22k samples that touches a few percent of adjacent pairs and does not
-  change what an epoch contains. The keys of position i do not depend on ``n_pad``, so a model's
-  shuffle is the same in any chunk.
-
-  Args:
-    key: PRNG key of this model and epoch.
-    n: number of valid samples (traced scalar).
-    n_pad: static length, at most 2**24.
-
-  Returns:
-    int32 ``[n_pad]``.
-  """
-  index_bits = max(16, int(np.ceil(np.log2(max(n_pad, 2)))))
-  if index_bits > 24:
-    raise ValueError(f"epoch_permutation: {n_pad} samples per model exceed 2**24")
-  positions = jnp.arange(n_pad, dtype=jnp.uint32)
-  salt = jax.random.bits(key, (), jnp.uint32)
-  high = _fmix32(positions * jnp.uint32(0x9E3779B9) + salt) >> index_bits << index_bits
-  high = jnp.where(positions < n, high, jnp.uint32(0xFFFFFFFF) >> index_bits << index_bits)
-  order = jnp.sort(high | positions)
-  return (order & jnp.uint32((1 << index_bits) - 1)).astype(jnp.int32)
 
 
 def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
@@ -112,32 +71,27 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
   state = core.init_state(params, tx, lam, scale)
   state = state.replace(opt_state=core.set_learning_rate(state.opt_state, lr))
   train_step = core.make_train_step(graphdef, tx)
-  bsz, n_pad = statics.batch_size, train["x"].shape[0]
 
-  def epoch_body(state, epoch):
-    # Valid samples first, in a fresh random order; padding sorts last.
-    perm = epoch_permutation(jax.random.fold_in(shuffle_key, epoch), train["n"], n_pad)
-    epoch_mask_key = jax.random.fold_in(mask_key, epoch)
+  def make_batch(idx, valid, step_key):
+    batch = {"x": train["x"][idx][:, None], "y": train["y"][idx], "weight": valid}
+    if statics.num_classes:
+      batch["cls"] = train["cls"][idx]
+      if statics.balanced:  # Eq. 13: a fresh keep draw every time a sample is seen
+        u = jax.random.uniform(step_key, idx.shape)
+        batch["cls_mask"] = u < train["keep"][idx]
+    return batch
 
-    def step_body(state, s):
-      idx = jax.lax.dynamic_slice(perm, (s * bsz,), (bsz,))
-      valid = s * bsz + jnp.arange(bsz) < train["n"]
-      batch = {"x": train["x"][idx][:, None], "y": train["y"][idx], "weight": valid}
-      if statics.num_classes:
-        batch["cls"] = train["cls"][idx]
-        if statics.balanced:  # Eq. 13: a fresh keep draw every time a sample is seen
-          u = jax.random.uniform(jax.random.fold_in(epoch_mask_key, s), (bsz,))
-          batch["cls_mask"] = u < train["keep"][idx]
-      new_state, metrics = train_step(state, batch, epoch_mask_key)
-      # A batch past the end of a shorter dataset is empty: skip it (no Adam step either), so
-      # each model sees exactly ceil(n / batch) batches per epoch, like a drop_last=False loader.
-      state = jax.tree.map(lambda a, b: jnp.where(valid[0], a, b), new_state, state)
-      return state, (metrics["loss"], valid[0])
-
-    state, (step_losses, used) = jax.lax.scan(step_body, state, jnp.arange(statics.steps_per_epoch))
-    return state, jnp.sum(step_losses * used) / jnp.maximum(jnp.sum(used), 1)
-
-  state, epoch_losses = jax.lax.scan(epoch_body, state, jnp.arange(statics.epochs))
+  state, epoch_losses = scan_train.train_epochs(
+    state,
+    train_step,
+    make_batch,
+    train["n"],
+    train["x"].shape[0],
+    batch_size=statics.batch_size,
+    epochs=statics.epochs,
+    shuffle_key=shuffle_key,
+    mask_key=mask_key,
+  )
   metrics = {
     "train_loss": epoch_losses,
     "val_mse": _mse(graphdef, state.params, val),
@@ -238,7 +192,7 @@ def eval_inputs(runs: Sequence[Run], cache: DatasetCache, pad_multiple: int):
   return tuple(_split_arrays([s[i] for s in splits], n_eval) for i in (1, 2))
 
 
-def statics_for(chunk: Chunk, config, n_train: int) -> Statics:
+def statics_for(chunk: Chunk, config) -> Statics:
   run = chunk.runs[0]
   return Statics(
     num_classes=run.num_classes,
@@ -247,7 +201,6 @@ def statics_for(chunk: Chunk, config, n_train: int) -> Statics:
     epochs=int(config.epochs),
     batch_size=int(config.batch_size),
     weight_decay=float(config.weight_decay),
-    steps_per_epoch=n_train // int(config.batch_size),
   )
 
 
@@ -255,7 +208,7 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
   """Trains one chunk. Returns (params of the real runs as numpy, metrics dict of numpy)."""
   pad_multiple = config.batch_size * -(-1024 // config.batch_size)
   scalars, train, val, test = chunk_inputs(chunk.runs, cache, config.scale, pad_multiple)
-  statics = statics_for(chunk, config, train["x"].shape[1])
+  statics = statics_for(chunk, config)
   program = _chunk_program(statics, mesh)
   params, metrics = program(
     scalars["seed"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from regcls_jax import core, grid1d, sweep
+from regcls_jax import core, grid1d, scan_train, sweep
 from regcls_jax.config_utils import load_config
 from regcls_jax.data import synthetic1d
 from regcls_jax.models.mlp import MLP
@@ -143,7 +143,7 @@ def test_run_group_names():
 
 def test_epoch_permutation_is_a_uniform_shuffle_of_the_valid_prefix():
   n, n_pad, epochs = 20, 32, 3000
-  perms = jax.vmap(lambda k: sweep.epoch_permutation(k, n, n_pad))(
+  perms = jax.vmap(lambda k: scan_train.epoch_permutation(k, n, n_pad))(
     jax.random.split(jax.random.key(0), epochs)
   )
   perms = np.asarray(perms)
@@ -160,7 +160,7 @@ def test_epoch_permutation_is_a_uniform_shuffle_of_the_valid_prefix():
   assert chi2 < dof + 5 * np.sqrt(2 * dof), chi2
   # Different epochs give different orders; the shuffle does not depend on the padding.
   assert len({tuple(p[:n]) for p in perms[:50]}) == 50
-  longer = np.asarray(sweep.epoch_permutation(jax.random.key(7), n, 2 * n_pad))
+  longer = np.asarray(scan_train.epoch_permutation(jax.random.key(7), n, 2 * n_pad))
   np.testing.assert_array_equal(
-    longer[:n], np.asarray(sweep.epoch_permutation(jax.random.key(7), n, n_pad))[:n]
+    longer[:n], np.asarray(scan_train.epoch_permutation(jax.random.key(7), n, n_pad))[:n]
   )
