@@ -25,7 +25,11 @@ def _masked_mean(values: jax.Array, weight: jax.Array | None) -> jax.Array:
 
 
 def regression_loss(
-  pred: jax.Array, target: jax.Array, weight: jax.Array | None = None, kind: str = "mse"
+  pred: jax.Array,
+  target: jax.Array,
+  weight: jax.Array | None = None,
+  kind: str = "mse",
+  reduction: str = "mean",
 ) -> jax.Array:
   """Mean squared (``kind='mse'``, Eq. 3) or absolute (``'l1'``) error.
 
@@ -33,6 +37,8 @@ def regression_loss(
     pred, target: ``[batch, ...]``, the same shape.
     weight: optional ``[batch, ...]`` per-element weights (0 drops an element).
     kind: ``'mse'`` or ``'l1'``.
+    reduction: ``'mean'`` over the counted elements, or ``'sum'`` (the Breakfast reference's
+      ``MSELoss(reduction='sum')``).
 
   Returns:
     scalar float32.
@@ -46,6 +52,10 @@ def regression_loss(
     values = jnp.abs(err)
   else:
     raise ValueError(f"unknown regression loss {kind!r}; expected 'mse' or 'l1'")
+  if reduction == "sum":
+    return jnp.sum(values if weight is None else values * weight.astype(values.dtype))
+  if reduction != "mean":
+    raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
   return _masked_mean(values, weight)
 
 
@@ -78,6 +88,7 @@ def reg_cls_loss(
   weight: jax.Array | None = None,
   cls_mask: jax.Array | None = None,
   reg_kind: str = "mse",
+  reg_reduction: str = "mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The reference objective ``s * (lam * reg + CE)``; ``s * reg`` when ``logits`` is None.
 
@@ -90,11 +101,12 @@ def reg_cls_loss(
     weight: per-sample validity for both terms (padding, or re-balanced data).
     cls_mask: per-sample keep mask for the CE only (Eq. 13). Combined with ``weight``.
     reg_kind: ``'mse'`` or ``'l1'``.
+    reg_reduction: ``'mean'`` or ``'sum'`` of the regression term over the batch.
 
   Returns:
     ``(loss, {'reg': ..., 'ce': ...})``; ``ce`` is 0 for the regression-only model.
   """
-  reg = regression_loss(pred, target, weight, reg_kind)
+  reg = regression_loss(pred, target, weight, reg_kind, reg_reduction)
   if logits is None:
     return scale * reg, {"reg": reg, "ce": jnp.zeros_like(reg)}
   mask = cls_mask

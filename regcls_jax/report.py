@@ -27,10 +27,11 @@ COLUMNS = (
 )
 
 
-def write_csv(rows: Sequence[dict], path: str) -> None:
+def write_csv(rows: Sequence[dict], path: str, columns: Sequence[str] = COLUMNS) -> None:
+  """Writes ``rows`` (dicts) atomically with the given columns (default: the 1D grid's)."""
   tmp = path + ".tmp"
   with open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
   os.replace(tmp, path)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ml_collections
 
-from regcls_jax import experiment1d
+from regcls_jax import experiment1d, experiment_breakfast
 
-_EXPERIMENTS = {"synthetic1d": experiment1d}
+_EXPERIMENTS = {"synthetic1d": experiment1d, "breakfast": experiment_breakfast}
 # Real-data experiments whose input pipelines exist (regcls_jax/data) but whose trainers do not
 # yet: say so instead of "unknown experiment".
-_DATA_ONLY = ("imdbwiki", "nyud2", "breakfast")
+_DATA_ONLY = ("imdbwiki", "nyud2")
 
 
 def _experiment(config: ml_collections.ConfigDict):

@@ -77,3 +77,15 @@ def test_reg_cls_loss_combination():
   loss_reg, parts_reg = losses.reg_cls_loss(pred, y, None, None, lam=lam, scale=s)
   np.testing.assert_allclose(loss_reg, s * np.mean((pred - y) ** 2), rtol=1e-5)
   assert float(parts_reg["ce"]) == 0.0
+
+
+def test_summed_regression_loss_by_hand():
+  pred = jnp.array([1.0, 2.0, 4.0])
+  target = jnp.array([0.0, 0.0, 1.0])
+  weight = jnp.array([1.0, 1.0, 0.0])
+  assert float(losses.regression_loss(pred, target, reduction="sum")) == 1 + 4 + 9
+  assert float(losses.regression_loss(pred, target, weight, reduction="sum")) == 5
+  loss, parts = losses.reg_cls_loss(
+    pred, target, None, None, lam=2.0, scale=0.5, weight=weight, reg_reduction="sum"
+  )
+  assert float(loss) == 0.5 * 5 and float(parts["reg"]) == 5
