@@ -33,13 +33,18 @@ class TrainState:
   params: nnx.State
   opt_state: optax.OptState
   hparams: dict[str, jax.Array]
+  # The model's non-trainable variables (batch-norm statistics), or None for models without.
+  model_state: Any = None
 
 
-def adam_l2(learning_rate: float, weight_decay: float = 0.0) -> optax.GradientTransformation:
+def adam_l2(
+  learning_rate: float | optax.Schedule, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
   """Adam with coupled L2 weight decay (``weight_decay * param`` added to the gradient before
   the Adam moments), which is what ``torch.optim.Adam(weight_decay=...)`` in the reference does;
   not AdamW. The learning rate is an injected hyper-parameter: it lives in the optimiser state,
-  so it can differ per model under ``vmap`` (see `set_learning_rate`)."""
+  so it can differ per model under ``vmap`` (see `set_learning_rate`), or a schedule of the
+  step count (`step_schedule`)."""
 
   def make(learning_rate):
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
@@ -54,15 +59,25 @@ def set_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
   return opt_state._replace(hyperparams=hyper)
 
 
+def step_schedule(base: float, boundaries: tuple[int, ...], factor: float) -> optax.Schedule:
+  """``base * factor ** (number of boundaries <= step)``: the reference's MultiStepLR."""
+  return optax.piecewise_constant_schedule(base, {int(b): factor for b in boundaries})
+
+
 def init_state(
-  params: nnx.State, tx: optax.GradientTransformation, lam: float = 1.0, scale: float = 1.0
+  params: nnx.State,
+  tx: optax.GradientTransformation,
+  lam: float = 1.0,
+  scale: float = 1.0,
+  model_state: nnx.State | None = None,
 ) -> TrainState:
-  """A fresh state at step 0."""
+  """A fresh state at step 0; ``model_state`` holds batch-norm statistics, if any."""
   return TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
     opt_state=tx.init(params),
     hparams={"lam": jnp.asarray(lam, jnp.float32), "scale": jnp.asarray(scale, jnp.float32)},
+    model_state=model_state,
   )
 
 
@@ -87,22 +102,59 @@ def reg_cls_loss_fn(model, batch: Batch, hparams, rng) -> tuple[jax.Array, Metri
 
 
 def make_train_step(
-  graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: LossFn = reg_cls_loss_fn
+  graphdef: nnx.GraphDef,
+  tx: optax.GradientTransformation,
+  loss_fn: LossFn = reg_cls_loss_fn,
+  accum_steps: int = 1,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
   """Builds the pure step ``(state, batch, rng) -> (state, metrics)``.
 
   Not jitted here: callers jit it (with donation and shardings) or trace it inside a larger
   program (the 1D sweep scans and vmaps it).
+
+  Models with batch norm keep their statistics in ``state.model_state`` (``graphdef`` then comes
+  from ``nnx.split(model, nnx.Param, ...)``); the forward pass in training mode updates them.
+  With ``accum_steps > 1`` every batch leaf has a leading micro-batch axis of that size: the
+  gradients of the micro-batches are averaged into one update (the reference's batch_acu), the
+  statistics updated micro-batch by micro-batch.
   """
 
-  def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-    def objective(params):
-      return loss_fn(nnx.merge(graphdef, params), batch, state.hparams, rng)
+  def objective(params, model_state, batch, hparams, rng):
+    if model_state is None:
+      model = nnx.merge(graphdef, params)
+    else:
+      model = nnx.merge(graphdef, params, model_state)
+    loss, metrics = loss_fn(model, batch, hparams, rng)
+    new_model_state = None if model_state is None else nnx.split(model, nnx.Param, ...)[2]
+    return loss, (metrics, new_model_state)
 
-    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+  grad_fn = jax.value_and_grad(objective, has_aux=True)
+
+  def train_step(state: TrainState, batch: Batch, rng: jax.Array):
+    if accum_steps == 1:
+      (loss, (metrics, model_state)), grads = grad_fn(
+        state.params, state.model_state, batch, state.hparams, rng
+      )
+    else:
+
+      def micro(carry, micro_batch):
+        grads, model_state = carry
+        (loss, (metrics, model_state)), g = grad_fn(
+          state.params, model_state, micro_batch, state.hparams, rng
+        )
+        return (jax.tree.map(jnp.add, grads, g), model_state), (loss, metrics)
+
+      zeros = jax.tree.map(jnp.zeros_like, state.params)
+      (grads, model_state), (losses_, metrics) = jax.lax.scan(
+        micro, (zeros, state.model_state), batch
+      )
+      grads = jax.tree.map(lambda g: g / accum_steps, grads)
+      loss, metrics = jnp.mean(losses_), jax.tree.map(jnp.mean, metrics)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    new_state = state.replace(
+      step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state
+    )
     return new_state, {"loss": loss, **metrics}
 
   return train_step
