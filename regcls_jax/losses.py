@@ -98,7 +98,8 @@ def reg_cls_loss(
       regression-only model (Eq. 3).
     lam: weight of the regression term (Eq. 4, as in the authors' code). Unused without logits.
     scale: the global loss scale ``s``.
-    weight: per-sample validity for both terms (padding, or re-balanced data).
+    weight: per-sample validity for both terms (padding, or re-balanced data); for the CE
+      only where it has the labels' shape.
     cls_mask: per-sample keep mask for the CE only (Eq. 13). Combined with ``weight``.
     reg_kind: ``'mse'`` or ``'l1'``.
     reg_reduction: ``'mean'`` or ``'sum'`` of the regression term over the batch.
@@ -110,7 +111,9 @@ def reg_cls_loss(
   if logits is None:
     return scale * reg, {"reg": reg, "ce": jnp.zeros_like(reg)}
   mask = cls_mask
-  if weight is not None:
+  # Per-sample validity masks the CE too; a per-pixel weight at another resolution than the
+  # class labels (depth: 114 x 152 target, 228 x 304 logits) leaves the CE to its cls_mask.
+  if weight is not None and weight.shape == labels.shape:
     mask = weight if mask is None else jnp.logical_and(mask, weight > 0)
   ce = cross_entropy(logits, labels, mask)
   return scale * (lam * reg + ce), {"reg": reg, "ce": ce}

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import ml_collections
 
-from regcls_jax import experiment1d, experiment_breakfast
+from regcls_jax import experiment1d, experiment_breakfast, image_experiment
 
-_EXPERIMENTS = {"synthetic1d": experiment1d, "breakfast": experiment_breakfast}
-# Real-data experiments whose input pipelines exist (regcls_jax/data) but whose trainers do not
-# yet: say so instead of "unknown experiment".
-_DATA_ONLY = ("imdbwiki", "nyud2")
+_EXPERIMENTS = {
+  "synthetic1d": experiment1d,
+  "breakfast": experiment_breakfast,
+  "imdbwiki": image_experiment,
+  "nyud2": image_experiment,
+}
 
 
 def _experiment(config: ml_collections.ConfigDict):
   name = config.get("experiment")
-  if name in _DATA_ONLY:
-    raise ValueError(
-      f"config.experiment={name!r}: training is not implemented yet; its data pipeline is "
-      f"(python -m regcls_jax.data.prepare --config=configs/{name}.py)"
-    )
   if name not in _EXPERIMENTS:
     raise ValueError(
       f"config.experiment: unknown experiment {name!r}; expected one of {sorted(_EXPERIMENTS)}"

@@ -172,6 +172,7 @@ def make_loader(
   split: str,
   classes: tuple[np.ndarray, np.ndarray] | None = None,
   train: bool | None = None,
+  batch_size: int | None = None,
 ) -> grain.DataLoader:
   """The Grain `DataLoader` of one split.
 
@@ -182,6 +183,8 @@ def make_loader(
     classes: ``(edges, keep)`` from `fit_classes`: adds ``cls``, ``cls_mask`` and ``reg_mask``
       (train only).
     train: augment, shuffle, repeat and drop the last partial batch; default: split == train.
+    batch_size: global batch size; default ``config.data.batch_size`` (a trainer that
+      accumulates gradients asks for all micro-batches of a step at once).
 
   Returns:
     a DataLoader whose batches are dicts of numpy arrays with a leading per-process batch axis.
@@ -193,7 +196,8 @@ def make_loader(
   ops = [spec.train_transform(data) if train else spec.eval_transform(data)]
   if train and classes is None and spec.class_source != "label":
     ops.append(_Drop(spec.class_source))
-  ops.append(grain.transforms.Batch(per_process_batch(data.batch_size), drop_remainder=train))
+  global_batch = batch_size or data.batch_size
+  ops.append(grain.transforms.Batch(per_process_batch(global_batch), drop_remainder=train))
   if classes is not None and train:
     edges, keep = classes
     ops.append(transforms.ClassKeepMask(edges, keep, spec.class_source, config.rebalance))

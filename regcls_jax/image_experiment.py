@@ -1,0 +1,343 @@
+"""The age (IMDB-WIKI-DIR) and depth (NYUD2-DIR) trainer: paper Sec. 3.2, Tab. 2-4.
+
+``run(config, workdir)`` trains one model with a jitted, donated step over a ``data`` mesh (one
+CPU, N GPUs, TPU cores; several hosts through ``jax.distributed``), evaluates on validation
+after every epoch, and keeps two Orbax checkpoints: ``checkpoints/latest`` (model, optimiser,
+step and Grain iterator; a rerun resumes from it) and ``checkpoints/best`` (best validation
+MAE for age, RMSE for depth). ``evaluate(config, workdir)`` restores the best one and writes
+``eval_<split>.json``, ``eval_<split>.md`` and ``predictions_<split>.npz`` for val and test.
+
+Batch-norm statistics are computed over the global batch: the step is one jitted program over
+the sharded batch, so XLA reduces across devices (synchronised BN, unlike the reference's
+per-GPU statistics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from regcls_jax import checkpoint, core, losses, metrics
+from regcls_jax.data import nyud2, pipeline
+from regcls_jax.experiment1d import check_workdir, prepare_workdir
+from regcls_jax.grid1d import format_seconds
+from regcls_jax.models.depth import DepthNet, resize_align_corners
+from regcls_jax.models.resnet import AgeResNet
+
+DTYPES = {"bfloat16": jnp.bfloat16, "float32": jnp.float32}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What differs between age and depth."""
+
+  model_cls: type
+  selection: tuple[str, str]  # (metrics group, key) minimised on validation
+  input_key: str = "image"
+
+
+TASKS = {
+  "imdbwiki": Task(AgeResNet, ("all", "mae")),
+  "nyud2": Task(DepthNet, ("all", "rmse")),
+}
+
+
+def _task(config) -> Task:
+  return TASKS[config.experiment]
+
+
+def build_model(config, num_classes: int) -> nnx.Module:
+  m = config.model
+  return _task(config).model_cls(
+    num_classes,
+    m.width,
+    tuple(m.stage_sizes),
+    dtype=DTYPES[m.dtype],
+    rngs=nnx.Rngs(params=config.seed),
+  )
+
+
+def make_loss_fn(config):
+  """``s * (lam * reg + CE)`` with the reg/cls masks of the batch (Eq. 4, 13; Tab. 4)."""
+
+  def loss_fn(model, batch, hparams, rng):
+    del rng
+    pred, logits = model(batch["image"])
+    with_cls = logits is not None
+    return losses.reg_cls_loss(
+      pred,
+      batch["label"],
+      logits,
+      batch["cls"] if with_cls else None,
+      lam=hparams["lam"],
+      scale=hparams["scale"],
+      weight=batch.get("reg_mask"),
+      cls_mask=batch["cls_mask"] if with_cls else None,
+      reg_kind=config.loss,
+    )
+
+  return loss_fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up: model, state, step
+
+
+@dataclasses.dataclass
+class Setup:
+  builder: object
+  classes: tuple | None
+  graphdef: nnx.GraphDef  # training mode
+  eval_graphdef: nnx.GraphDef
+  state: core.TrainState
+  step_fn: object
+  mesh: jax.sharding.Mesh
+  steps_per_epoch: int
+
+
+def _num_classes(config) -> int:
+  return int(config.num_classes) if config.method == "regcls" else 0
+
+
+def setup(config) -> Setup:
+  if config.method not in ("reg", "regcls"):
+    raise ValueError(f"config.method: {config.method!r}; expected 'reg' or 'regcls'")
+  builder = pipeline.prepare(config.data)
+  classes = (
+    pipeline.fit_classes(builder, config)
+    if config.method == "regcls" or (config.rebalance)
+    else None
+  )
+  k = len(classes[1]) if classes is not None and config.method == "regcls" else 0
+  model = build_model(config, k)
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+  model.eval()
+  eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
+  per_step = config.data.batch_size * config.accum_steps
+  train_size = builder.info.splits["train"].num_examples
+  steps_per_epoch = max(train_size // per_step, 1)
+  schedule = core.step_schedule(
+    config.lr, tuple(e * steps_per_epoch for e in config.lr_decay_epochs), config.lr_decay
+  )
+  tx = core.adam_l2(schedule, config.weight_decay)
+  lam = config.lam if config.method == "regcls" else 0.0
+  state = core.init_state(params, tx, lam, config.scale, model_state)
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+  replicated = NamedSharding(mesh, P())
+  state = jax.device_put(state, replicated)
+  step = core.make_train_step(graphdef, tx, make_loss_fn(config), config.accum_steps)
+  batch_sharding = NamedSharding(mesh, P("data") if config.accum_steps == 1 else P(None, "data"))
+  step_fn = jax.jit(
+    step,
+    in_shardings=(replicated, batch_sharding, None),
+    out_shardings=(replicated, None),
+    donate_argnums=(0,),
+  )
+  return Setup(builder, classes, graphdef, eval_graphdef, state, step_fn, mesh, steps_per_epoch)
+
+
+def _device_batch(batch: dict, mesh, accum: int) -> dict:
+  """Host batch -> global arrays; with accumulation, ``[accum, B, ...]`` micro-batches."""
+  if accum > 1:
+    batch = {k: v.reshape(accum, -1, *v.shape[1:]) for k, v in batch.items()}
+  spec = P("data") if accum == 1 else P(None, "data")
+  sharding = NamedSharding(mesh, spec)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def predict_split(config, s: Setup, state: core.TrainState, split: str) -> dict[str, np.ndarray]:
+  """Predictions over one split, in record order: ``pred``, ``label`` (+ ``mask`` for depth).
+
+  Depth predictions are resized (bilinear, align_corners) from 114 x 152 to the 228 x 304
+  label, as the reference does before its metrics.
+  """
+  n_dev = s.mesh.devices.size
+  graphdef = s.eval_graphdef
+
+  @jax.jit
+  def forward(params, model_state, images):
+    out = nnx.merge(graphdef, params, model_state).predict(images)
+    if out.ndim == 3:
+      out = resize_align_corners(out[..., None], (2 * out.shape[1], 2 * out.shape[2]))[..., 0]
+    return out
+
+  loader = pipeline.make_loader(s.builder, config, split, train=False)
+  preds, labels, masks = [], [], []
+  for batch in loader:
+    n = len(batch["label"])
+    pad = -n % n_dev
+    images = np.concatenate([batch["image"], np.repeat(batch["image"][-1:], pad, 0)])
+    out = forward(state.params, state.model_state, images)
+    preds.append(np.asarray(out)[:n])
+    labels.append(batch["label"])
+    if "mask" in batch:
+      masks.append(batch["mask"])
+  out = {"pred": np.concatenate(preds), "label": np.concatenate(labels)}
+  if masks:
+    out["mask"] = np.concatenate(masks)
+  return out
+
+
+def split_metrics(config, s: Setup, predictions: dict) -> dict:
+  if config.experiment == "imdbwiki":
+    train_labels = pipeline.targets(s.builder, config.data, "train")
+    return metrics.age_metrics(predictions["pred"], predictions["label"], train_labels)
+  m = metrics.DepthMetrics()
+  m.update(predictions["pred"], predictions["label"], predictions.get("mask"))
+  return m.result()
+
+
+def _score(config, result: dict) -> float:
+  group, key = _task(config).selection
+  return float(result[group][key])
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _checkpointers(workdir: str) -> tuple[checkpoint.Checkpointer, checkpoint.Checkpointer]:
+  root = os.path.join(workdir, "checkpoints")
+  return checkpoint.Checkpointer(os.path.join(root, "latest")), checkpoint.Checkpointer(
+    os.path.join(root, "best")
+  )
+
+
+def _save(ckpt, state, meta, data_iterator=None):
+  flat = checkpoint.flatten_state(jax.device_get(state))
+  ckpt.save(int(meta["step"]), {"state": flat}, meta, data_iterator=data_iterator)
+
+
+def _restore(ckpt, s: Setup, data_iterator=None) -> tuple[core.TrainState, dict]:
+  params, meta = ckpt.restore(data_iterator=data_iterator)
+  template = jax.device_get(s.state)
+  state = checkpoint.unflatten_state(template, params["state"])
+  return jax.device_put(state, NamedSharding(s.mesh, P())), meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def _tb_writer(workdir: str):
+  if jax.process_index() != 0:
+    return None
+  from tensorboardX import SummaryWriter
+
+  return SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
+def run(config, workdir: str) -> dict:
+  """Trains, validates every epoch, keeps the best checkpoint; returns the best val metrics."""
+  prepare_workdir(workdir)
+  s = setup(config)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+  latest, best = _checkpointers(workdir)
+  per_step = config.data.batch_size * config.accum_steps
+  loader = pipeline.make_loader(s.builder, config, "train", s.classes, batch_size=per_step)
+  it = iter(loader)
+  state, meta = s.state, {"step": 0, "epoch": 0, "best": None, "history": []}
+  if latest.latest_step() is not None:
+    state, meta = _restore(latest, s, data_iterator=it)
+    logging.info("resuming at step %d (epoch %d)", meta["step"], meta["epoch"])
+  writer = _tb_writer(workdir)
+  total = config.epochs * s.steps_per_epoch
+  if config.max_steps:
+    total = min(total, config.max_steps)
+  rng = jax.random.key(config.seed)
+  step, t0, seen = int(meta["step"]), time.perf_counter(), 0
+  while step < total:
+    batch = _device_batch(next(it), s.mesh, config.accum_steps)
+    state, m = s.step_fn(state, batch, jax.random.fold_in(rng, step))
+    step += 1
+    if seen == 0:  # the first step compiles: time the rate from the second on
+      jax.block_until_ready(m["loss"])
+      t0, seen = time.perf_counter(), 1e-9
+    else:
+      seen += config.data.batch_size * config.accum_steps
+    if step % config.log_every == 0 or step == total:
+      loss = float(m["loss"])
+      if not np.isfinite(loss):
+        raise FloatingPointError(f"step {step}: loss is {loss}; the last good checkpoint is kept")
+      rate = seen / max(time.perf_counter() - t0, 1e-9)
+      eta = (total - step) * config.data.batch_size * config.accum_steps / max(rate, 1e-9)
+      logging.info(
+        "step %d/%d | loss %.4f (reg %.4f, ce %.4f) | %.1f img/s | ETA %s",
+        step, total, loss, float(m["reg"]), float(m["ce"]), rate, format_seconds(eta),
+      )  # fmt: skip
+      if writer:
+        for k in ("loss", "reg", "ce"):
+          writer.add_scalar(f"train/{k}", float(m[k]), step)
+        writer.add_scalar("train/img_per_s", rate, step)
+    if step % s.steps_per_epoch == 0 or step == total:
+      meta["epoch"] = -(-step // s.steps_per_epoch)
+      meta["step"] = step
+      result = split_metrics(config, s, predict_split(config, s, state, "val"))
+      score = _score(config, result)
+      meta["history"].append({"step": step, "val": result})
+      if writer:
+        writer.add_scalar(f"val/{'_'.join(_task(config).selection)}", score, step)
+      if meta["best"] is None or score < meta["best"]["score"]:
+        meta["best"] = {"step": step, "score": score}
+        _save(best, state, meta)
+      _save(latest, state, meta, data_iterator=it)
+      logging.info("epoch %d: val %s = %.4f (best %.4f at step %d)", meta["epoch"],
+                   "/".join(_task(config).selection), score, meta["best"]["score"],
+                   meta["best"]["step"])  # fmt: skip
+  latest.close()
+  best.close()
+  if writer:
+    writer.close()
+  return meta
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Restores the best checkpoint and writes eval_<split>.{json,md}, predictions_<split>.npz."""
+  check_workdir(workdir)
+  path = os.path.join(workdir, "checkpoints", "best")
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {path}; train first")
+  s = setup(config)
+  best = checkpoint.Checkpointer(path)
+  state, meta = _restore(best, s)
+  best.close()
+  out = {}
+  for split in ("val", "test"):
+    pred = predict_split(config, s, state, split)
+    result = split_metrics(config, s, pred)
+    out[split] = result
+    with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
+      json.dump({"step": meta["step"], "metrics": result}, f, indent=2)
+    keys = ("mae", "mse", "gm") if config.experiment == "imdbwiki" else metrics_keys()
+    with open(os.path.join(workdir, f"eval_{split}.md"), "w") as f:
+      f.write(f"{config.experiment} {split}, best checkpoint (step {meta['step']})\n\n")
+      f.write(metrics.markdown_table(result, keys))
+    if "mask" in pred:  # depth: every counted pixel
+      keep = pred["mask"] & (pred["label"] > 0)
+      np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=pred["pred"][keep],
+               label=pred["label"][keep], bin=nyud2.depth_bins(pred["label"][keep]))  # fmt: skip
+    else:
+      np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=pred["pred"],
+               label=pred["label"])  # fmt: skip
+    logging.info("%s: %s", split, json.dumps(result["all"]))
+  return out
+
+
+def metrics_keys() -> tuple[str, ...]:
+  return ("rmse", "mse", "mae", "absrel", "log10", "delta1", "delta2", "delta3")

@@ -1,0 +1,119 @@
+"""ResNet-50 / Hu et al. models and the shared step with batch norm, sharding, accumulation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from regcls_jax import core, losses
+from regcls_jax.models.depth import DepthNet, resize_align_corners
+from regcls_jax.models.resnet import AgeResNet
+
+
+def test_resnet50_has_torchvisions_parameter_count():
+  model = nnx.eval_shape(lambda: AgeResNet(0, rngs=nnx.Rngs(0)))
+  n = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert n == 23_508_032 + 2048 + 1  # torchvision resnet50 without fc, plus the 2048 -> 1 head
+
+
+def test_depth_net_shapes():
+  model = DepthNet(7, width=8, stage_sizes=(1, 1, 1, 1), dtype=jnp.float32, rngs=nnx.Rngs(0))
+  depth, logits = model(jnp.zeros((1, 228, 304, 3)))
+  assert depth.shape == (1, 114, 152) and logits.shape == (1, 228, 304, 7)
+  assert model.predict(jnp.zeros((1, 228, 304, 3))).shape == (1, 114, 152)
+
+
+def _align_corners_reference(x, out_h, out_w):
+  """Bilinear resize with align_corners=True, pixel by pixel (PyTorch's formula)."""
+  h, w = x.shape
+  out = np.zeros((out_h, out_w))
+  for i in range(out_h):
+    for j in range(out_w):
+      y = i * (h - 1) / (out_h - 1)
+      z = j * (w - 1) / (out_w - 1)
+      y0, z0 = min(int(y), h - 2), min(int(z), w - 2)
+      fy, fz = y - y0, z - z0
+      out[i, j] = (
+        x[y0, z0] * (1 - fy) * (1 - fz)
+        + x[y0 + 1, z0] * fy * (1 - fz)
+        + x[y0, z0 + 1] * (1 - fy) * fz
+        + x[y0 + 1, z0 + 1] * fy * fz
+      )
+  return out
+
+
+@pytest.mark.parametrize("size", [(15, 19), (8, 10), (29, 38)])
+def test_resize_align_corners_matches_the_formula(size):
+  x = np.random.default_rng(0).random((8, 10))
+  got = np.asarray(resize_align_corners(jnp.asarray(x)[None, :, :, None], size))[0, :, :, 0]
+  np.testing.assert_allclose(got, _align_corners_reference(x, *size), rtol=1e-5, atol=1e-6)
+
+
+def _tiny_setup(accum=1):
+  model = AgeResNet(5, width=4, stage_sizes=(1, 1, 1, 1), dtype=jnp.float32, rngs=nnx.Rngs(0))
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+  # Plain SGD: Adam's first step divides by |grad| and turns summation-order noise of near-zero
+  # gradients into visible differences, which would hide what this compares.
+  tx = optax.sgd(1e-3)
+  state = core.init_state(params, tx, 1.0, 1.0, model_state)
+
+  def loss_fn(model, batch, hparams, rng):
+    pred, logits = model(batch["image"])
+    return losses.reg_cls_loss(pred, batch["label"], logits, batch["cls"], lam=hparams["lam"])
+
+  return state, core.make_train_step(graphdef, tx, loss_fn, accum)
+
+
+def _batch(n=8, seed=0):
+  rng = np.random.default_rng(seed)
+  return {
+    "image": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+    "label": rng.uniform(0, 90, n).astype(np.float32),
+    "cls": rng.integers(0, 5, n).astype(np.int32),
+  }
+
+
+def test_sharded_step_equals_single_device_step():
+  state, step = _tiny_setup()
+  batch = _batch()
+  key = jax.random.key(0)
+  one, m_one = jax.jit(step)(state, batch, key)
+  mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+  rep, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  sharded = jax.jit(step, in_shardings=(rep, data, None), out_shardings=(rep, None))
+  four, m_four = sharded(jax.device_put(state, rep), jax.device_put(batch, data), key)
+  np.testing.assert_allclose(float(m_one["loss"]), float(m_four["loss"]), rtol=1e-5)
+  # Compare the updates (new - old), each to its own scale: batch norm makes kernel gradients
+  # sums of nearly cancelling terms, so float32 summation order (by device) moves them by up to
+  # ~0.5%; a wrong sharding (per-device statistics, a gradient scaled by the device count)
+  # changes them entirely.
+  for old, a, b in zip(jax.tree.leaves(state), jax.tree.leaves(one), jax.tree.leaves(four)):
+    d1, d4 = np.asarray(a) - np.asarray(old), np.asarray(b) - np.asarray(old)
+    np.testing.assert_allclose(d4, d1, rtol=2e-2, atol=2e-2 * np.abs(d1).max() + 1e-12)
+  # Batch-norm statistics moved (computed over the global batch, then averaged in).
+  stats0 = jax.tree.leaves(state.model_state)
+  assert any(not np.allclose(a, b) for a, b in zip(stats0, jax.tree.leaves(four.model_state)))
+
+
+def test_accumulated_identical_micro_batches_equal_one_batch():
+  state, step1 = _tiny_setup(1)
+  _, step2 = _tiny_setup(2)
+  batch = _batch(4)
+  twice = jax.tree.map(lambda x: np.stack([x, x]), batch)
+  a, ma = jax.jit(step1)(state, batch, jax.random.key(0))
+  b, mb = jax.jit(step2)(state, twice, jax.random.key(0))
+  np.testing.assert_allclose(float(ma["loss"]), float(mb["loss"]), rtol=1e-6)
+  for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
+
+
+def test_step_schedule_is_multistep():
+  sched = core.step_schedule(1e-3, (10, 20), 0.1)
+  assert [float(sched(s)) for s in (0, 9, 10, 19, 20)] == pytest.approx(
+    [1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
+  )
+  assert isinstance(core.adam_l2(sched), optax.GradientTransformation)
