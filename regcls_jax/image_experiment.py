@@ -27,7 +27,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from regcls_jax import checkpoint, core, losses, metrics
+from regcls_jax import checkpoint, core, losses, metrics, pretrained
 from regcls_jax.data import nyud2, pipeline
 from regcls_jax.experiment1d import check_workdir, prepare_workdir
 from regcls_jax.grid1d import format_seconds
@@ -121,6 +121,8 @@ def setup(config) -> Setup:
   k = len(classes[1]) if classes is not None and config.method == "regcls" else 0
   model = build_model(config, k)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+  if config.model.init_from:  # ImageNet weights from a local file (pretrained.py)
+    params, model_state = pretrained.load_into(config.model.init_from, params, model_state)
   model.eval()
   eval_graphdef = nnx.split(model, nnx.Param, ...)[0]
   per_step = config.data.batch_size * config.accum_steps
@@ -160,35 +162,56 @@ def _device_batch(batch: dict, mesh, accum: int) -> dict:
 
 
 def predict_split(config, s: Setup, state: core.TrainState, split: str) -> dict[str, np.ndarray]:
-  """Predictions over one split, in record order: ``pred``, ``label`` (+ ``mask`` for depth).
+  """Predictions over one split: ``pred``, ``label`` (+ ``mask`` for depth), paired.
 
-  Depth predictions are resized (bilinear, align_corners) from 114 x 152 to the 228 x 304
-  label, as the reference does before its metrics.
+  Batches are sharded over the mesh like training batches; with several processes each reads
+  its shard and the results are gathered, so every process returns the whole split. Depth
+  predictions are resized (bilinear, align_corners) from 114 x 152 to the 228 x 304 label, as
+  the reference does before its metrics.
   """
-  n_dev = s.mesh.devices.size
+  n_local = len(s.mesh.local_devices)
   graphdef = s.eval_graphdef
+  data = NamedSharding(s.mesh, P("data"))
+  replicated = NamedSharding(s.mesh, P())
 
-  @jax.jit
   def forward(params, model_state, images):
     out = nnx.merge(graphdef, params, model_state).predict(images)
     if out.ndim == 3:
       out = resize_align_corners(out[..., None], (2 * out.shape[1], 2 * out.shape[2]))[..., 0]
     return out
 
+  forward = jax.jit(forward, in_shardings=(replicated, replicated, data), out_shardings=replicated)
   loader = pipeline.make_loader(s.builder, config, split, train=False)
-  preds, labels, masks = [], [], []
+  parts = {"pred": [], "label": [], "mask": []}
   for batch in loader:
     n = len(batch["label"])
-    pad = -n % n_dev
+    pad = -n % n_local  # every process pads its own batch to its devices
     images = np.concatenate([batch["image"], np.repeat(batch["image"][-1:], pad, 0)])
-    out = forward(state.params, state.model_state, images)
-    preds.append(np.asarray(out)[:n])
-    labels.append(batch["label"])
+    images = jax.make_array_from_process_local_data(data, images)
+    out = np.asarray(forward(state.params, state.model_state, images))
+    # Every process's rows, in process order: keep each process's first n rows.
+    per_process = out.reshape(jax.process_count(), -1, *out.shape[1:])
+    parts["pred"].append(per_process[jax.process_index()][:n])
+    parts["label"].append(batch["label"])
     if "mask" in batch:
-      masks.append(batch["mask"])
-  out = {"pred": np.concatenate(preds), "label": np.concatenate(labels)}
-  if masks:
-    out["mask"] = np.concatenate(masks)
+      parts["mask"].append(batch["mask"])
+  out = {k: np.concatenate(v) for k, v in parts.items() if v}
+  if jax.process_count() > 1:
+    out = _gather_processes(out)
+  return out
+
+
+def _gather_processes(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Concatenates every process's rows (shards may differ in length by a few records)."""
+  from jax.experimental import multihost_utils
+
+  n = len(next(iter(arrays.values())))
+  counts = np.asarray(multihost_utils.process_allgather(np.array([n]))).ravel()
+  out = {}
+  for k, v in arrays.items():
+    padded = np.concatenate([v, np.zeros((counts.max() - n, *v.shape[1:]), v.dtype)])
+    gathered = np.asarray(multihost_utils.process_allgather(padded))
+    out[k] = np.concatenate([g[:c] for g, c in zip(gathered, counts)])
   return out
 
 

@@ -117,3 +117,39 @@ def test_step_schedule_is_multistep():
     [1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
   )
   assert isinstance(core.adam_l2(sched), optax.GradientTransformation)
+
+
+def test_torchvision_weights_load_into_the_encoder(tmp_path):
+  """A torchvision-named state dict (made here from a model's own arrays) loads back exactly."""
+  from regcls_jax import pretrained
+
+  model = AgeResNet(0, width=4, stage_sizes=(1, 2, 1, 1), dtype=jnp.float32, rngs=nnx.Rngs(1))
+  enc = model.encoder
+  sd = {"conv1.weight": np.asarray(enc.stem.kernel[...]).transpose(3, 2, 0, 1), "fc.weight": 0}
+  sd["bn1.running_var"] = np.asarray(enc.stem_bn.var[...])
+  block = enc.stages[1][1]
+  sd["layer2.1.conv2.weight"] = np.asarray(block.conv2.kernel[...]).transpose(3, 2, 0, 1)
+  sd["layer2.1.bn3.weight"] = np.asarray(block.bn3.scale[...])
+  sd["layer1.0.downsample.1.running_mean"] = np.asarray(enc.stages[0][0].proj_bn.mean[...])
+  weights = pretrained.torchvision_to_encoder(sd)
+  assert sorted(weights) == [
+    "encoder.stages.0.0.proj_bn.mean", "encoder.stages.1.1.bn3.scale",
+    "encoder.stages.1.1.conv2.kernel", "encoder.stem.kernel", "encoder.stem_bn.var",
+  ]  # fmt: skip
+  path = tmp_path / "w.npz"
+  np.savez(path, **{k: v + 1.0 for k, v in weights.items()})
+  fresh = AgeResNet(0, width=4, stage_sizes=(1, 2, 1, 1), dtype=jnp.float32, rngs=nnx.Rngs(2))
+  _, p2, s2 = nnx.split(fresh, nnx.Param, ...)
+  p2, s2 = pretrained.load_into(str(path), p2, s2)
+  loaded = nnx.merge(nnx.graphdef(fresh), p2, s2)
+  np.testing.assert_array_equal(loaded.encoder.stem.kernel[...], enc.stem.kernel[...] + 1)
+  np.testing.assert_array_equal(loaded.encoder.stem_bn.var[...], enc.stem_bn.var[...] + 1)
+  np.testing.assert_array_equal(
+    loaded.encoder.stages[1][1].conv2.kernel[...], block.conv2.kernel[...] + 1
+  )
+  np.savez(path, **{"encoder.stem.kernel": np.zeros((3, 3, 3, 4))})
+  with pytest.raises(ValueError, match="encoder.stem.kernel has shape"):
+    pretrained.load_into(str(path), p2, s2)
+  np.savez(path, **{"encoder.head.kernel": np.zeros(3)})
+  with pytest.raises(ValueError, match="match no parameter"):
+    pretrained.load_into(str(path), p2, s2)

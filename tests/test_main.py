@@ -126,13 +126,3 @@ def test_uniform_and_balanced_classes_side_by_side(tmp_path):
   # Equalised classes with keep masking train a different model than uniform classes.
   by_key = {(r["sampling"], r["num_classes"], r["balanced"]): r["test_mse"] for r in regcls}
   assert by_key[("severe", 16, True)] != by_key[("severe", 16, False)]
-
-
-def test_real_data_configs_say_training_is_not_there_yet(tmp_path):
-  out = subprocess.run(
-    [sys.executable, "-m", "regcls_jax.main", "--config=configs/imdbwiki.py:runlocal",
-     f"--workdir={tmp_path}"],
-    cwd=REPO_ROOT, capture_output=True, text=True,
-  )  # fmt: skip
-  assert out.returncode == 2
-  assert "error: config.experiment='imdbwiki': training is not implemented yet" in out.stderr
