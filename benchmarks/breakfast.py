@@ -50,7 +50,7 @@ def main() -> None:
   import jax
 
   from regcls_jax import experiment_breakfast as xb
-  from regcls_jax import progress_program
+  from regcls_jax import progress_program, sweep
   from regcls_jax.config_utils import load_config
 
   config = load_config("configs/breakfast.py")
@@ -59,7 +59,7 @@ def main() -> None:
   config.epochs = args.epochs
   frames = synthetic_frames(args.frames)
   models = xb.plan_models(config)
-  mesh = xb.make_mesh()
+  mesh = sweep.make_mesh()
   features = jax.device_put(frames.features)
   targets = jax.device_put(frames.percent)
   print(f"{len(frames.group):,} frames, {len(models)} models per method, "

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from regcls_jax import binning, checkpoint, progress_program, report
+from regcls_jax import binning, checkpoint, progress_program, report, sweep
 from regcls_jax.data import breakfast, common, pipeline
 from regcls_jax.experiment1d import check_workdir, prepare_workdir
 from regcls_jax.grid1d import format_seconds, round_up
@@ -227,10 +227,6 @@ def statics_for(config, method: str) -> progress_program.Statics:
   )
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  return jax.sharding.Mesh(np.array(jax.devices()), ("models",))
-
-
 # ---------------------------------------------------------------------------------------------
 # Reports
 
@@ -321,7 +317,7 @@ def run(config, workdir: str) -> list[dict]:
   pairs = [model_frames(frames, m) for m in models]  # checks every split/activity first
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
-  mesh = make_mesh()
+  mesh = sweep.make_mesh()
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
   fingerprint = _fingerprint(config)
   rows, params, done = [], {}, []
@@ -376,7 +372,7 @@ def evaluate(config, workdir: str) -> list[dict]:
   models = plan_models(config)
   frames = _data(config)
   pairs = [model_frames(frames, m) for m in models]
-  mesh = make_mesh()
+  mesh = sweep.make_mesh()
   features, targets = jax.device_put(frames.features), jax.device_put(frames.targets(config.target))
   rows = []
   for method in meta["methods_done"]:

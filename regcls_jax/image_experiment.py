@@ -105,20 +105,15 @@ class Setup:
   steps_per_epoch: int
 
 
-def _num_classes(config) -> int:
-  return int(config.num_classes) if config.method == "regcls" else 0
-
-
 def setup(config) -> Setup:
   if config.method not in ("reg", "regcls"):
     raise ValueError(f"config.method: {config.method!r}; expected 'reg' or 'regcls'")
   builder = pipeline.prepare(config.data)
-  classes = (
-    pipeline.fit_classes(builder, config)
-    if config.method == "regcls" or (config.rebalance)
-    else None
-  )
-  k = len(classes[1]) if classes is not None and config.method == "regcls" else 0
+  # Classes (and keep masks) feed the cls head, and with `rebalance` also the reg-only model's
+  # re-balanced regression loss (Tab. 4).
+  with_cls = config.method == "regcls"
+  classes = pipeline.fit_classes(builder, config) if with_cls or config.rebalance else None
+  k = len(classes[1]) if with_cls else 0  # K' <= K after equalisation (Eq. 12)
   model = build_model(config, k)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   if config.model.init_from:  # ImageNet weights from a local file (pretrained.py)

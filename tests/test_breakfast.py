@@ -10,7 +10,7 @@ import pytest
 from conftest import data_config
 
 from regcls_jax import experiment_breakfast as xb
-from regcls_jax import progress_program
+from regcls_jax import progress_program, sweep
 from regcls_jax.config_utils import REPO_ROOT
 from regcls_jax.data import breakfast, common, pipeline
 
@@ -52,7 +52,7 @@ def test_model_frames_split_by_participant(frames_and_config):
 def test_vmapped_models_equal_separately_trained_ones(frames_and_config):
   frames, config, _ = frames_and_config
   config.epochs, config.lr = 4, 1e-2
-  mesh = xb.make_mesh()
+  mesh = sweep.make_mesh()
   models = xb.plan_models(config)[:6]  # s1, six activities of different sizes
   statics = xb.statics_for(config, "regcls_bal")
   feats, targets = jax.device_put(frames.features), jax.device_put(frames.percent)

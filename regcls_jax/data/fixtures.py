@@ -91,16 +91,11 @@ def write_nyud2(out: str, seed: int = 0, size: tuple[int, int] = (120, 160)) -> 
     stored = nyud2.load_pair(
       (os.path.join(out, base + "_colors.png"), os.path.join(out, base + "_depth.png"))
     )[3]
-    test_depths.append(center_crop(stored, nyud2.CROP_HW))
+    test_depths.append(nyud2.center_crop(stored))
   for name, rows in ((nyud2.TRAIN_CSV, train_rows), (nyud2.TEST_CSV, test_rows)):
     with open(os.path.join(out, name), "w") as f:
       f.write("\n".join(rows) + "\n")
   np.save(os.path.join(out, nyud2.MASK_FILE), nyud2.balanced_test_mask(np.stack(test_depths)))
-
-
-def center_crop(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  top, left = (array.shape[0] - hw[0]) // 2, (array.shape[1] - hw[1]) // 2
-  return array[top : top + hw[0], left : left + hw[1]]
 
 
 ACTIONS = ("SIL", "take_cup", "pour_milk", "stir", "take_bowl", "pour_cereals", "crack_egg")

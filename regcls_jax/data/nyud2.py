@@ -44,6 +44,12 @@ VAL_FRACTION_SEED = 0
 DataError = common.DataError
 
 
+def center_crop(array: np.ndarray, hw: tuple[int, int] = CROP_HW) -> np.ndarray:
+  """The centre ``hw`` (H, W) window of an ``[H', W', ...]`` array (the reference's CenterCrop)."""
+  top, left = (array.shape[0] - hw[0]) // 2, (array.shape[1] - hw[1]) // 2
+  return array[top : top + hw[0], left : left + hw[1]]
+
+
 def depth_bins(depth_m: np.ndarray) -> np.ndarray:
   """DIR's 0.1 m depth bins, ``min(int(depth * 10), 99)``, as int32."""
   return np.minimum((np.asarray(depth_m) * 10).astype(np.int32), NUM_BINS - 1)

@@ -76,11 +76,6 @@ class ImdbWikiEval(grain.transforms.Map):
 # NYUD2-DIR
 
 
-def _crop(array: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  top, left = (array.shape[0] - hw[0]) // 2, (array.shape[1] - hw[1]) // 2
-  return array[top : top + hw[0], left : left + hw[1]]
-
-
 def _depth_metres(element) -> np.ndarray:
   units = common.decode(element["depth"])
   return units.astype(np.float32) * np.float32(element["depth_scale"])
@@ -138,8 +133,8 @@ class Nyud2Train(grain.transforms.RandomMap):
     angle = float(rng.uniform(-5.0, 5.0))
     image = image.rotate(angle, resample=Image.BILINEAR)
     depth = depth.rotate(angle, resample=Image.NEAREST)
-    image = _crop(np.asarray(image), nyud2.CROP_HW)
-    full = np.ascontiguousarray(_crop(np.asarray(depth), nyud2.CROP_HW))
+    image = nyud2.center_crop(np.asarray(image), nyud2.CROP_HW)
+    full = np.ascontiguousarray(nyud2.center_crop(np.asarray(depth), nyud2.CROP_HW))
     h, w = nyud2.TARGET_HW
     target = np.asarray(Image.fromarray(full).resize((w, h), resample=Image.BILINEAR))
     x = image.astype(np.float32) / 255.0
@@ -156,8 +151,8 @@ class Nyud2Eval(grain.transforms.Map):
   """
 
   def map(self, element):
-    image = _crop(element["image"], nyud2.CROP_HW).astype(np.float32) / 255.0
-    depth = np.ascontiguousarray(_crop(_depth_metres(element), nyud2.CROP_HW))
+    image = nyud2.center_crop(element["image"], nyud2.CROP_HW).astype(np.float32) / 255.0
+    depth = np.ascontiguousarray(nyud2.center_crop(_depth_metres(element), nyud2.CROP_HW))
     if element["balanced_mask"]:
       mask = common.decode(element["balanced_mask"]).astype(bool)
     else:
