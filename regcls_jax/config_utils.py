@@ -95,6 +95,9 @@ def image_training_fields(c: ml_collections.ConfigDict, variants: dict[str, str]
   c.lr_decay = 0.1
   c.max_steps = 0  # 0 = epochs * steps per epoch
   c.log_every = 50
+  # checkpoints/latest is saved at every epoch end and at least this often (model, optimiser,
+  # data iterator); checkpoints/best after validation improves.
+  c.checkpoint_every_secs = 600.0
   c.update(fields)
   if variants.get("runlocal"):  # a tiny network on the fixture: seconds on a CPU
     c.data.fixture = True

@@ -279,7 +279,7 @@ def run(config, workdir: str) -> dict:
   if config.max_steps:
     total = min(total, config.max_steps)
   rng = jax.random.key(config.seed)
-  step, t0, seen = int(meta["step"]), time.perf_counter(), 0
+  step, t0, seen, last_save = int(meta["step"]), time.perf_counter(), 0, time.perf_counter()
   while step < total:
     batch = _device_batch(next(it), s.mesh, config.accum_steps)
     state, m = s.step_fn(state, batch, jax.random.fold_in(rng, step))
@@ -289,10 +289,14 @@ def run(config, workdir: str) -> dict:
       t0, seen = time.perf_counter(), 1e-9
     else:
       seen += config.data.batch_size * config.accum_steps
-    if step % config.log_every == 0 or step == total:
+    log = step % config.log_every == 0 or step == total
+    epoch_end = step % s.steps_per_epoch == 0 or step == total
+    periodic = time.perf_counter() - last_save >= config.checkpoint_every_secs
+    if log or epoch_end or periodic:  # never log or save a non-finite state
       loss = float(m["loss"])
       if not np.isfinite(loss):
         raise FloatingPointError(f"step {step}: loss is {loss}; the last good checkpoint is kept")
+    if log:
       rate = seen / max(time.perf_counter() - t0, 1e-9)
       eta = (total - step) * config.data.batch_size * config.accum_steps / max(rate, 1e-9)
       logging.info(
@@ -303,9 +307,8 @@ def run(config, workdir: str) -> dict:
         for k in ("loss", "reg", "ce"):
           writer.add_scalar(f"train/{k}", float(m[k]), step)
         writer.add_scalar("train/img_per_s", rate, step)
-    if step % s.steps_per_epoch == 0 or step == total:
-      meta["epoch"] = -(-step // s.steps_per_epoch)
-      meta["step"] = step
+    meta["step"], meta["epoch"] = step, step // s.steps_per_epoch
+    if epoch_end:
       result = split_metrics(config, s, predict_split(config, s, state, "val"))
       score = _score(config, result)
       meta["history"].append({"step": step, "val": result})
@@ -314,10 +317,12 @@ def run(config, workdir: str) -> dict:
       if meta["best"] is None or score < meta["best"]["score"]:
         meta["best"] = {"step": step, "score": score}
         _save(best, state, meta)
-      _save(latest, state, meta, data_iterator=it)
       logging.info("epoch %d: val %s = %.4f (best %.4f at step %d)", meta["epoch"],
                    "/".join(_task(config).selection), score, meta["best"]["score"],
                    meta["best"]["step"])  # fmt: skip
+    if epoch_end or periodic:
+      _save(latest, state, meta, data_iterator=it)
+      last_save = time.perf_counter()
   latest.close()
   best.close()
   if writer:

@@ -56,9 +56,11 @@ def test_depth_runlocal_train_and_eval(fixture_root, tfds_root, tmp_path):
 def test_resume_continues_at_the_right_step_with_the_same_data(fixture_root, tfds_root, tmp_path):
   data = fixture_root / "imdb_wiki"
   config = "configs/imdbwiki.py:runlocal"
-  _main(config, tmp_path / "a", data, tfds_root, "--config.max_steps=4")  # interrupted at 4
+  # Interrupted mid-epoch (4 steps per epoch), after a periodic save at every step.
+  _main(config, tmp_path / "a", data, tfds_root, "--config.max_steps=3",
+        "--config.checkpoint_every_secs=0")  # fmt: skip
   out = _main(config, tmp_path / "a", data, tfds_root, "--config.max_steps=8")
-  assert "resuming at step 4" in out.stderr
+  assert "resuming at step 3" in out.stderr
   _main(config, tmp_path / "b", data, tfds_root, "--config.max_steps=8")  # uninterrupted
 
   def final(workdir):
