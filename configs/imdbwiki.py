@@ -22,13 +22,7 @@ import ml_collections
 
 from regcls_jax import config_utils
 
-VARIANTS = {
-  "k": ("2", "10", "100"),
-  "balanced": None,
-  "rebalance": None,
-  "reg": None,
-  "runlocal": None,
-}
+VARIANTS = config_utils.IMAGE_VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -97,3 +97,18 @@ class Checkpointer:
     with _quiet():
       self._manager.wait_until_finished()
       self._manager.close()
+
+
+def restore_for_eval(directory: str) -> tuple[dict, dict]:
+  """``(params, meta)`` of the latest checkpoint in ``directory``, for ``--mode=eval``.
+
+  Raises:
+    FileNotFoundError: naming the directory, when there is no checkpoint to evaluate.
+  """
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {directory}; train first")
+  ckpt = Checkpointer(directory)
+  try:
+    return ckpt.restore()
+  finally:
+    ckpt.close()

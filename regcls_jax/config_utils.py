@@ -78,6 +78,16 @@ def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDi
   return c
 
 
+# The age and depth configs' variants (``--config=configs/imdbwiki.py:k=10,balanced``).
+IMAGE_VARIANTS = {
+  "k": ("2", "10", "100"),
+  "balanced": None,
+  "rebalance": None,
+  "reg": None,
+  "runlocal": None,
+}
+
+
 def image_training_fields(c: ml_collections.ConfigDict, variants: dict[str, str], **fields) -> None:
   """The model / optimisation fields the age and depth configs share (image_experiment.py)."""
   c.method = "reg" if variants.get("reg") else "regcls"  # reg: no cls head (the baseline)

@@ -81,11 +81,14 @@ def init_state(
   )
 
 
-def reg_cls_loss_fn(model, batch: Batch, hparams, rng) -> tuple[jax.Array, Metrics]:
+def reg_cls_loss_fn(
+  model, batch: Batch, hparams, rng, reg_reduction: str = "mean"
+) -> tuple[jax.Array, Metrics]:
   """`losses.reg_cls_loss` on a model returning ``(pred, logits or None)``.
 
   Batch keys: ``x``, ``y``; optional ``cls`` (classes), ``weight`` (sample validity) and
-  ``cls_mask`` (Eq. 13 keep mask).
+  ``cls_mask`` (Eq. 13 keep mask). ``reg_reduction='sum'`` is the Breakfast reference's
+  summed MSE (bind it with ``functools.partial``).
   """
   del rng  # deterministic models
   pred, logits = model(batch["x"])
@@ -98,6 +101,7 @@ def reg_cls_loss_fn(model, batch: Batch, hparams, rng) -> tuple[jax.Array, Metri
     scale=hparams["scale"],
     weight=batch.get("weight"),
     cls_mask=batch.get("cls_mask"),
+    reg_reduction=reg_reduction,
   )
 
 

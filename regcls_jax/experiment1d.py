@@ -159,11 +159,7 @@ def evaluate(config, workdir: str) -> list[dict]:
   """Recomputes val and test MSE of every model from the checkpoint; writes results_eval.csv."""
   check_workdir(workdir)
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {ckpt_dir}; train first")
-  ckpt = checkpoint.Checkpointer(ckpt_dir)
-  params, meta = ckpt.restore()
-  ckpt.close()
+  params, meta = checkpoint.restore_for_eval(ckpt_dir)
   rows = [dict(r) for r in meta["rows"]]
   cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sweep.make_mesh()

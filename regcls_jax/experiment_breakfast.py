@@ -363,12 +363,7 @@ def run(config, workdir: str) -> list[dict]:
 def evaluate(config, workdir: str) -> list[dict]:
   """Recomputes every RMSE from the checkpoint; writes results_eval.csv and table5_eval.md."""
   check_workdir(workdir)
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {ckpt_dir}; train first")
-  ckpt = checkpoint.Checkpointer(ckpt_dir)
-  params, meta = ckpt.restore()
-  ckpt.close()
+  params, meta = checkpoint.restore_for_eval(os.path.join(workdir, "checkpoints"))
   models = plan_models(config)
   frames = _data(config)
   pairs = [model_frames(frames, m) for m in models]

@@ -240,11 +240,15 @@ def _save(ckpt, state, meta, data_iterator=None):
   ckpt.save(int(meta["step"]), {"state": flat}, meta, data_iterator=data_iterator)
 
 
+def _state_from(params: dict, s: Setup) -> core.TrainState:
+  """The replicated TrainState of a restored checkpoint's arrays."""
+  state = checkpoint.unflatten_state(jax.device_get(s.state), params["state"])
+  return jax.device_put(state, NamedSharding(s.mesh, P()))
+
+
 def _restore(ckpt, s: Setup, data_iterator=None) -> tuple[core.TrainState, dict]:
   params, meta = ckpt.restore(data_iterator=data_iterator)
-  template = jax.device_get(s.state)
-  state = checkpoint.unflatten_state(template, params["state"])
-  return jax.device_put(state, NamedSharding(s.mesh, P())), meta
+  return _state_from(params, s), meta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,13 +337,9 @@ def run(config, workdir: str) -> dict:
 def evaluate(config, workdir: str) -> dict:
   """Restores the best checkpoint and writes eval_<split>.{json,md}, predictions_<split>.npz."""
   check_workdir(workdir)
-  path = os.path.join(workdir, "checkpoints", "best")
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"--mode=eval: no checkpoint directory {path}; train first")
+  params, meta = checkpoint.restore_for_eval(os.path.join(workdir, "checkpoints", "best"))
   s = setup(config)
-  best = checkpoint.Checkpointer(path)
-  state, meta = _restore(best, s)
-  best.close()
+  state = _state_from(params, s)
   out = {}
   for split in ("val", "test"):
     pred = predict_split(config, s, state, split)

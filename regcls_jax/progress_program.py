@@ -44,21 +44,8 @@ class Statics:
   lr_decay: float
 
 
-def summed_loss_fn(model, batch, hparams, rng):
-  """``s * (lam * sum of squared errors + CE)`` over the batch's valid frames."""
-  del rng
-  pred, logits = model(batch["x"])
-  return losses.reg_cls_loss(
-    pred,
-    batch["y"],
-    logits,
-    batch.get("cls"),
-    lam=hparams["lam"],
-    scale=hparams["scale"],
-    weight=batch["weight"],
-    cls_mask=batch.get("cls_mask"),
-    reg_reduction="sum",
-  )
+# ``s * (lam * sum of squared errors + CE)`` over the batch's valid frames (the reference's).
+summed_loss_fn = functools.partial(core.reg_cls_loss_fn, reg_reduction="sum")
 
 
 def _rmse(graphdef, params, features, targets, idx, n) -> jax.Array:
