@@ -16,8 +16,10 @@ checkpoint; ``--mode=eval`` recomputes every RMSE from it.
 
 Variants, combined with commas: split=s1|s2|s3|s4 (one split only), target=percent|frames,
 balanced (reg+cls with equalised classes and Eq. 13 masks instead of uniform classes), both
-(reg, reg+cls and reg+cls bal.), runlocal (the tiny fixture in
-~/.cache/regcls_jax/fixtures/breakfast, batch 32, lr 1e-2; seconds).
+(reg, reg+cls and reg+cls bal.), methods (reg, reg+cls and the baselines of
+regcls_jax/methods.py: LDS, Focal-R, BMC, GAI, BNI, two-hot, HL-Gauss; settings in
+config.peers), runlocal (the tiny fixture in ~/.cache/regcls_jax/fixtures/breakfast, batch 32,
+lr 1e-2; seconds).
 
 Hyper-parameters (shared/spec/UPSTREAM.md): Adam lr 1e-4, 40 epochs, lr x0.1 at epoch 30,
 loss lam * summed MSE + CE with lam 1e-3 for percent targets. Not in the spec, so chosen here
@@ -38,6 +40,7 @@ VARIANTS = {
   "balanced": None,
   "both": None,
   "runlocal": None,
+  "methods": None,
 }
 
 
@@ -61,6 +64,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.methods = ("reg", "regcls_bal")
   if variants.get("both"):
     c.methods = ("reg", "regcls", "regcls_bal")
+  if variants.get("methods"):  # every method of regcls_jax/methods.py side by side
+    c.methods = ("reg", "regcls", "lds", "focal_r", "bmc", "gai", "bni", "two_hot", "hl_gauss")
+  # The baselines' settings (methods.Settings, shared/spec/PEERS.md): Balanced MSE with a fixed
+  # sigma of 10 (IMDB-WIKI's initial value, on a 0-100 target; scale it for frame targets).
+  c.peers = config_utils.peers_config(bmse_sigma=10.0)
   c.num_classes = 100
   c.balanced = bool(variants.get("balanced"))  # what the data pipeline's classes use
   c.rebalance = False

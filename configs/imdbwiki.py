@@ -11,7 +11,9 @@ recipe; the paper's own lr and per-K lambdas did not survive: tune ``lam`` on va
 
 Variants, combined with commas: k=2|10|100 (classes), balanced (Eq. 12 classes + Eq. 13 keep
 masks), rebalance (the keep mask on both losses, Tab. 4), reg (the baseline, no cls head),
-runlocal (a tiny ResNet on the fixture, written to ~/.cache/regcls_jax/fixtures/imdb_wiki when
+method=lds|focal_r|bmc|gai|bni|two_hot|hl_gauss (a baseline instead of reg+cls: LDS,
+Focal-R, Balanced MSE BMC/GAI/BNI, histogram losses; settings in config.peers), runlocal (a
+tiny ResNet on the fixture, written to ~/.cache/regcls_jax/fixtures/imdb_wiki when
 missing; seconds on a CPU).
 Expected (paper Tab. 3, MAE all / many / med / few): reg 8.09 / 7.23 / 15.48 / 26.81; reg+cls 100
 7.61 / 6.90 / 13.46 / 25.04. Runtime on one H100: not measured yet (no GPU was lent);
@@ -32,6 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.data = config_utils.data_config("imdb_wiki", batch_size=256)
   config_utils.image_training_fields(c, variants, lr=1e-3, epochs=90, lr_decay_epochs=(60, 80))
+  # DIR's IMDB-WIKI settings: constant LDS padding, Focal-R on L1, an 8-component GMM (GAI);
+  # Balanced MSE's sigma fixed at its IMDB initial value.
+  c.peers.update(dict(lds_padding="constant", focal_kind="l1", gmm_components=8, bmse_sigma=10.0))
   if variants.get("runlocal"):
     c.data.batch_size = 16
   return c

@@ -12,7 +12,9 @@ the spec); ``lam`` (default 1.0) is to be tuned on validation.
       --mode=eval
 
 Variants, combined with commas: k=2|10|100, balanced, rebalance (Tab. 4 uses batch 8 x 4),
-reg (no cls head), runlocal (a tiny network on the fixture in
+reg (no cls head), method=lds|focal_r|gai|bni (a baseline instead of reg+cls; settings in
+config.peers; BMC and the histogram losses need one target per image), runlocal (a tiny
+network on the fixture in
 ~/.cache/regcls_jax/fixtures/nyud2; seconds on a CPU).
 Expected (paper Tab. 2, test RMSE all / many / med / few): reg 1.499 / 0.578 / 0.896 / 2.171;
 reg+cls 100 1.488 / 0.578 / 0.971 / 2.141. Runtime on one H100: not measured yet (no GPU was
@@ -35,6 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config_utils.image_training_fields(
     c, variants, lr=1e-4, epochs=5, lr_decay_epochs=(), accum_steps=2
   )
+  # DIR's NYUD2 settings: reflect LDS padding, a 16-component GMM, sigma 1 (Balanced MSE's).
+  c.peers.update(dict(lds_padding="reflect", focal_kind="mse", gmm_components=16, bmse_sigma=1.0))
   if variants.get("rebalance"):
     c.data.batch_size, c.accum_steps = 8, 4
   if variants.get("runlocal"):

@@ -16,6 +16,9 @@ Other variants, combined with commas (``:grid=paper,balanced``):
   grid=tiny       a few seconds; what the tests run.
   balanced        equalised classes (Eq. 12) with keep masking (Eq. 13) instead of uniform ones.
   both            uniform and balanced classes side by side (paper Tab. 1).
+  grid=methods    the default grid's datasets, every method of regcls_jax/methods.py side by
+                  side (reg, LDS, Focal-R, BMC, GAI, BNI, reg+cls, two-hot, HL-Gauss; K=64 for
+                  the methods with a K-way head); writes methods.md and methods.png too.
 
 Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``.
 
@@ -29,12 +32,12 @@ ood within +-0.08. The paper grid (39 min): docs/results/paper_grid/summary.md.
 
 import ml_collections
 
-from regcls_jax import config_utils
+from regcls_jax import config_utils, methods
 
 # The demo script's per-scenario hyper-parameters (shared/spec/UPSTREAM.md).
 PAPER_LAMBDAS = {"clean": 1e2, "noisy": 1e3, "ood": 1e4}
 PAPER_LRS = {"clean": 1e-3, "noisy": 1e-2, "ood": 1e-4}
-VARIANTS = {"grid": ("tiny", "default", "paper"), "balanced": None, "both": None}
+VARIANTS = {"grid": ("tiny", "default", "paper", "methods"), "balanced": None, "both": None}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -55,6 +58,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.lam = ml_collections.ConfigDict({k: (v,) for k, v in PAPER_LAMBDAS.items()})
   c.lr = ml_collections.ConfigDict(dict(PAPER_LRS))
   c.scale = 1.0  # the global loss scale s of L = s * (lam * MSE + CE)
+  # The baselines' settings (methods.Settings; shared/spec/PEERS.md). Focal-R in its MSE form,
+  # the 1D regression loss being MSE; LDS / BNI over 100 bins of the training range.
+  c.peers = config_utils.peers_config(focal_kind="mse")
+  # Train the methods of one parameter shape in one program (a per-model method index picks
+  # the loss). Every method's loss is then computed for every model, so this pays off for
+  # cheap losses only; False gives each method its own program.
+  c.share_methods = False
 
   # Model and optimisation (the reference's).
   c.hidden = (6, 15)
@@ -72,9 +82,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.logits_budget = 0
   c.checkpoint_every_secs = 120.0
 
-  if grid == "default":
+  if grid in ("default", "methods"):
     c.versions = (0, 1)
     c.num_classes = (4, 64)
+  if grid == "methods":
+    c.methods = methods.METHODS
+    c.num_classes = (64,)
   elif grid == "tiny":
     c.scenarios = ("clean",)
     c.samplings = ("uniform", "severe")

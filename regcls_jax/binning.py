@@ -16,6 +16,8 @@ Edges are float64 so that class assignment does not depend on the training dtype
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -60,6 +62,13 @@ def assign_classes(targets: np.ndarray, edges: np.ndarray) -> np.ndarray:
   k = len(edges) - 1
   cls = np.searchsorted(edges, np.asarray(targets, np.float64), side="right") - 1
   return np.clip(cls, 0, k - 1).astype(np.int32)
+
+
+def assign_classes_device(targets: jax.Array, edges: jax.Array) -> jax.Array:
+  """`assign_classes` in jax.numpy, for targets on the device (int32, same shape)."""
+  k = edges.shape[0] - 1
+  cls = jnp.searchsorted(edges, targets.astype(edges.dtype), side="right") - 1
+  return jnp.clip(cls, 0, k - 1).astype(jnp.int32)
 
 
 def equalised_edges(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import pathlib
 
@@ -48,6 +49,13 @@ def parse_variants(arg: str | None, allowed: dict[str, tuple[str, ...] | None], 
   return out
 
 
+def peers_config(**overrides) -> ml_collections.ConfigDict:
+  """``config.peers``: the baselines' settings (`methods.Settings`) with overrides."""
+  from regcls_jax import methods  # noqa: PLC0415 (configs import this module; keep it light)
+
+  return ml_collections.ConfigDict(dataclasses.asdict(methods.Settings(**overrides)))
+
+
 def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDict:
   """The ``data`` section every real-data config shares (see `regcls_jax.data.pipeline`)."""
   c = ml_collections.ConfigDict()
@@ -80,6 +88,7 @@ def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDi
 
 # The age and depth configs' variants (``--config=configs/imdbwiki.py:k=10,balanced``).
 IMAGE_VARIANTS = {
+  "method": ("lds", "focal_r", "bmc", "gai", "bni", "two_hot", "hl_gauss"),
   "k": ("2", "10", "100"),
   "balanced": None,
   "rebalance": None,
@@ -91,6 +100,7 @@ IMAGE_VARIANTS = {
 def image_training_fields(c: ml_collections.ConfigDict, variants: dict[str, str], **fields) -> None:
   """The model / optimisation fields the age and depth configs share (image_experiment.py)."""
   c.method = "reg" if variants.get("reg") else "regcls"  # reg: no cls head (the baseline)
+  c.method = variants.get("method", c.method)  # a baseline of methods.py (settings: c.peers)
   c.num_classes = int(variants.get("k", "100"))
   c.balanced = bool(variants.get("balanced"))  # Eq. 12 classes + Eq. 13 keep masks
   c.rebalance = bool(variants.get("rebalance"))  # the keep mask on both losses (Tab. 4)
@@ -108,6 +118,7 @@ def image_training_fields(c: ml_collections.ConfigDict, variants: dict[str, str]
   # checkpoints/latest is saved at every epoch end and at least this often (model, optimiser,
   # data iterator); checkpoints/best after validation improves.
   c.checkpoint_every_secs = 600.0
+  c.peers = peers_config()
   c.update(fields)
   if variants.get("runlocal"):  # a tiny network on the fixture: seconds on a CPU
     c.data.fixture = True

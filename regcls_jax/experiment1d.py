@@ -37,6 +37,8 @@ _PLAN_FIELDS = (
   "epochs",
   "batch_size",
   "weight_decay",
+  "peers",
+  "share_methods",
   "data",
   "logits_budget",
 )
@@ -48,12 +50,12 @@ _PLAN_VERSION = 2
 
 def plan_fingerprint(config) -> str:
   d = config.to_dict()
-  plan = {k: d[k] for k in _PLAN_FIELDS} | {"plan_version": _PLAN_VERSION}
+  plan = {k: d.get(k) for k in _PLAN_FIELDS} | {"plan_version": _PLAN_VERSION}
   blob = json.dumps(plan, sort_keys=True, default=list)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _row(run: grid1d.Run, metrics: dict, i: int, index: int) -> dict:
+def _row(run: grid1d.Run, metrics: dict, i: int, group: str, index: int) -> dict:
   return dict(
     scenario=run.scenario,
     sampling=run.sampling,
@@ -68,7 +70,7 @@ def _row(run: grid1d.Run, metrics: dict, i: int, index: int) -> dict:
     val_mse=float(metrics["val_mse"][i]),
     test_mse=float(metrics["test_mse"][i]),
     train_loss=float(metrics["train_loss"][i, -1]),
-    group=run.group,
+    group=group,
     index=index,
   )
 
@@ -130,7 +132,7 @@ def run(config, workdir: str) -> list[dict]:
     params, metrics = sweep.train_chunk(chunk, cache, config, mesh)
     first = sum(len(next(iter(p.values()))) for p in parts.get(chunk.group, []))
     for j, r in enumerate(chunk.runs[: chunk.num_real]):
-      rows.append(_row(r, metrics, j, first + j))
+      rows.append(_row(r, metrics, j, chunk.group, first + j))
     parts.setdefault(chunk.group, []).append(checkpoint.flatten_state(params))
     progress.update(i, len(chunks), chunk, time.perf_counter() - t)
     if i + 1 == len(chunks) or time.perf_counter() - last_save > config.checkpoint_every_secs:
@@ -152,6 +154,11 @@ def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
     f.write(report.summary_markdown(rows, scenarios, samplings, title))
   report.plot_fig3(rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
   names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
+  if {r["method"] for r in rows} - {"reg", "regcls"}:  # baselines: the methods comparison
+    with open(os.path.join(workdir, f"methods{suffix}.md"), "w") as f:
+      f.write(report.methods_markdown(rows, scenarios, samplings, title))
+    report.plot_methods(rows, scenarios, samplings, os.path.join(workdir, f"methods{suffix}.png"))
+    names += (f"methods{suffix}.md", f"methods{suffix}.png")
   logging.info("wrote %s", ", ".join(os.path.join(workdir, n) for n in names))
 
 
@@ -173,7 +180,7 @@ def evaluate(config, workdir: str) -> list[dict]:
     runs = [grid1d.Run.from_row(rows[i]) for i in members]
     template = sweep.param_template(config.hidden, runs[0].num_classes)
     stacked = checkpoint.unflatten_state(template, params[group])
-    val, test = sweep.evaluate_group(runs, stacked, cache, config, mesh)
+    val, test = sweep.evaluate_group(group, runs, stacked, cache, config, mesh)
     for i, v, t in zip(members, val, test):
       rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)
   write_reports(rows, config, workdir, suffix="_eval")

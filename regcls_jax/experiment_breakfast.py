@@ -24,11 +24,19 @@ import numpy as np
 from absl import logging
 
 from regcls_jax import binning, checkpoint, progress_program, report, sweep
+from regcls_jax import methods as methods_lib
 from regcls_jax.data import breakfast, common, pipeline
 from regcls_jax.experiment1d import check_workdir, prepare_workdir
 from regcls_jax.grid1d import format_seconds, round_up
 
-METHODS = {"reg": (False, False), "regcls": (True, False), "regcls_bal": (True, True)}
+# Method -> (methods.py objective, balanced classes). The baselines train the same MLP with
+# their own loss (methods.py; histogram methods on a K-way head, decoded at test time).
+METHODS = {
+  "reg": ("reg", False),
+  "regcls": ("regcls", False),
+  "regcls_bal": ("regcls", True),
+  **{m: (m, False) for m in methods_lib.METHODS if m not in ("reg", "regcls")},
+}
 SPLITS = tuple(breakfast.GROUPS)
 COLUMNS = (
   "split",
@@ -60,6 +68,7 @@ LABELS = {
   "reg": "reg",
   "regcls": "reg+cls",
   "regcls_bal": "reg+cls bal.",
+  **{m: m for m in METHODS if m not in ("reg", "regcls", "regcls_bal")},
 }
 
 
@@ -175,7 +184,11 @@ def model_frames(frames: Frames, model: Model) -> tuple[np.ndarray, np.ndarray]:
 def _method_inputs(config, frames: Frames, models: list[Model], method: str, n_dev: int):
   """Host arrays of one method's program, models padded to a multiple of the device count."""
   targets = frames.targets(config.target)
-  with_cls, balanced = METHODS[method]
+  objective, balanced = METHODS[method]
+  with_cls = objective == "regcls"
+  settings = methods_lib.Settings.from_config(config.get("peers"))
+  k = methods_lib.head_classes(objective, config.num_classes)
+  priors = []
   pairs = [model_frames(frames, m) for m in models]
   n_pad = round_up(max(len(tr) for tr, _ in pairs), config.batch_size)
   m_pad = round_up(max(len(te) for _, te in pairs), 1024)
@@ -189,6 +202,7 @@ def _method_inputs(config, frames: Frames, models: list[Model], method: str, n_d
     tr, te = pairs[i]
     train["idx"][row, : len(tr)], train["n"][row] = tr, len(tr)
     test["idx"][row, : len(te)], test["m"][row] = te, len(te)
+    priors.append(methods_lib.fit_priors(objective, targets[tr], settings, k))
     if with_cls:
       edges, keep = binning.make_classes(targets[tr], config.num_classes, balanced)
       cls = binning.assign_classes(targets[tr], edges)
@@ -200,6 +214,7 @@ def _method_inputs(config, frames: Frames, models: list[Model], method: str, n_d
     "lr": np.full(count, config.lr, np.float32),
     "lam": np.full(count, lam, np.float32),
     "scale": np.full(count, config.scale, np.float32),
+    "priors": jax.tree.map(lambda *a: np.stack(a), *priors),
   }
   return model, train, test
 
@@ -214,9 +229,9 @@ def _take(tree, index: np.ndarray):
 
 
 def statics_for(config, method: str) -> progress_program.Statics:
-  with_cls, balanced = METHODS[method]
+  objective, balanced = METHODS[method]
   return progress_program.Statics(
-    num_classes=int(config.num_classes) if with_cls else 0,
+    num_classes=methods_lib.head_classes(objective, int(config.num_classes)),
     balanced=balanced,
     hidden=tuple(config.hidden),
     epochs=int(config.epochs),
@@ -224,6 +239,8 @@ def statics_for(config, method: str) -> progress_program.Statics:
     weight_decay=float(config.weight_decay),
     lr_decay_epochs=tuple(config.lr_decay_epochs),
     lr_decay=float(config.lr_decay),
+    objective=objective,
+    settings=methods_lib.Settings.from_config(config.get("peers")),
   )
 
 
@@ -284,13 +301,13 @@ def write_reports(rows: list[dict], config, workdir: str, suffix: str = "") -> N
 # finished ones and trains only the new.
 _PLAN_FIELDS = (
   "splits", "seeds", "target", "num_classes", "hidden", "epochs", "batch_size",
-  "lr", "lam", "scale", "weight_decay", "lr_decay_epochs", "lr_decay",
+  "lr", "lam", "scale", "weight_decay", "lr_decay_epochs", "lr_decay", "peers",
 )  # fmt: skip
 
 
 def _fingerprint(config) -> str:
   d = config.to_dict()
-  blob = json.dumps({k: d[k] for k in _PLAN_FIELDS}, sort_keys=True, default=list)
+  blob = json.dumps({k: d.get(k) for k in _PLAN_FIELDS}, sort_keys=True, default=list)
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -298,6 +315,7 @@ def _check_methods(config) -> None:
   for m in config.methods:
     if m not in METHODS:
       raise ValueError(f"config.methods: unknown method {m!r}; expected some of {tuple(METHODS)}")
+  methods_lib.Settings.from_config(config.get("peers"))
 
 
 def _data(config):
@@ -372,9 +390,15 @@ def evaluate(config, workdir: str) -> list[dict]:
   rows = []
   for method in meta["methods_done"]:
     statics = statics_for(config, method)
-    _, _, test_in = _method_inputs(config, frames, models, method, mesh.devices.size)
+    model_in, _, test_in = _method_inputs(config, frames, models, method, mesh.devices.size)
     evaluate_params = functools.partial(
-      progress_program.evaluate, statics, mesh, features, targets, test_split=test_in
+      progress_program.evaluate,
+      statics,
+      mesh,
+      features,
+      targets,
+      priors=model_in["priors"],
+      test_split=test_in,
     )
     order = padded_order(len(models), mesh.devices.size)
     stacked = checkpoint.unflatten_state(progress_program.param_template(statics), params[method])

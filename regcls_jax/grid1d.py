@@ -17,9 +17,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from regcls_jax import methods as methods_lib
 from regcls_jax.data import synthetic1d
 
-METHODS = ("reg", "regcls")
+METHODS = methods_lib.METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +31,8 @@ class Run:
   sampling: str
   function: int
   version: int
-  method: str  # 'reg' or 'regcls'
-  num_classes: int  # 0 for 'reg'
+  method: str  # one of METHODS: 'reg', 'regcls' or a baseline (methods.py)
+  num_classes: int  # K of the classification / histogram head; 0 without one
   balanced: bool
   lam: float  # 0 for 'reg'
   lr: float
@@ -51,10 +52,32 @@ class Run:
 
   @property
   def group(self) -> str:
-    """Name of the runs that share one compiled program (and one checkpoint array)."""
-    if self.method == "reg":
-      return "reg"
-    return f"regcls_k{self.num_classes}" + ("_bal" if self.balanced else "")
+    """Name of the runs of one method that share one compiled program (and one checkpoint
+    array): the method's name, with ``_k{K}`` (and ``_bal``) for methods with a K-way head."""
+    if not self.num_classes:
+      return self.method
+    return f"{self.method}_k{self.num_classes}" + ("_bal" if self.balanced else "")
+
+
+def program_group(run: Run, config) -> str:
+  """The group a run trains in: `Run.group`, or with ``config.share_methods`` the group of
+  every method of its parameter shape (``reghead``, ``clshead_k{K}``; balanced reg+cls keeps
+  ``regcls_k{K}_bal``), which puts methods on the vmapped model axis of one program."""
+  if not config.get("share_methods") or run.balanced:
+    return run.group
+  return "reghead" if not run.num_classes else f"clshead_k{run.num_classes}"
+
+
+def group_methods(group: str, config) -> tuple[str, ...]:
+  """The methods a group's compiled program can train, in `METHODS` order; a run's position in
+  this tuple is its method index in the program (so every chunk of a group compiles alike)."""
+  if group == "reghead":
+    family = methods_lib.REG_HEAD
+  elif group.startswith("clshead_k"):
+    family = tuple(m for m in methods_lib.CLS_HEAD if m != "regcls" or False in config.balanced)
+  else:
+    return (group.rsplit("_k", 1)[0],)
+  return tuple(m for m in family if m in config.methods)
 
 
 def dataset_id(scenario: str, sampling: str, function: int) -> int:
@@ -81,8 +104,8 @@ def validate_config(config) -> None:
         f"{tuple(synthetic1d.SAMPLINGS)}"
       )
   for name in config.methods:
-    if name not in METHODS:
-      raise ValueError(f"config.methods: unknown method {name!r}; expected one of {METHODS}")
+    methods_lib.check_method(name, "config.methods")
+  methods_lib.Settings.from_config(config.get("peers"))
   for k in config.num_classes:
     if int(k) != k or k < 2:
       raise ValueError(f"config.num_classes: every K must be an integer >= 2, got {k!r}")
@@ -118,8 +141,10 @@ def validate_config(config) -> None:
       "config: scenarios, samplings, functions, versions and methods must each "
       "name at least one value"
     )
-  if "regcls" in config.methods and not (config.num_classes and config.balanced):
-    raise ValueError("config.num_classes and config.balanced must be non-empty for 'regcls'")
+  if set(methods_lib.CLS_HEAD) & set(config.methods) and not config.num_classes:
+    raise ValueError(f"config.num_classes must be non-empty for {methods_lib.CLS_HEAD}")
+  if "regcls" in config.methods and not config.balanced:
+    raise ValueError("config.balanced must be non-empty for 'regcls'")
 
 
 def plan_runs(config) -> list[Run]:
@@ -138,21 +163,25 @@ def plan_runs(config) -> list[Run]:
             version=int(version),
             lr=lr,
           )
-          if "reg" in config.methods:
-            runs.append(Run(method="reg", num_classes=0, balanced=False, lam=0.0, **base))
-          if "regcls" in config.methods:
-            for k in config.num_classes:
-              for balanced in config.balanced:
-                for lam in config.lam[scenario]:
-                  runs.append(
-                    Run(
-                      method="regcls",
-                      num_classes=int(k),
-                      balanced=bool(balanced),
-                      lam=float(lam),
-                      **base,
+          for method in (m for m in METHODS if m in config.methods):
+            if method in methods_lib.REG_HEAD:
+              runs.append(Run(method=method, num_classes=0, balanced=False, lam=0.0, **base))
+            elif method in methods_lib.HISTOGRAM:
+              for k in config.num_classes:
+                runs.append(Run(method=method, num_classes=int(k), balanced=False, lam=0.0, **base))
+            else:
+              for k in config.num_classes:
+                for balanced in config.balanced:
+                  for lam in config.lam[scenario]:
+                    runs.append(
+                      Run(
+                        method="regcls",
+                        num_classes=int(k),
+                        balanced=bool(balanced),
+                        lam=float(lam),
+                        **base,
+                      )
                     )
-                  )
   return runs
 
 
@@ -199,9 +228,9 @@ def logits_budget(config) -> int:
   return AUTO_LOGITS_BUDGET.get(jax.default_backend(), AUTO_LOGITS_BUDGET_ACCELERATOR)
 
 
-def models_per_device(num_classes: int, batch_size: int, budget: int) -> int:
+def models_per_device(loss_width: int, batch_size: int, budget: int) -> int:
   """How many models one device trains at once: bounded by the logits it holds per step."""
-  width = max(num_classes, 32)  # the trunk's activations bound the regression-only models
+  width = max(loss_width, 32)  # the trunk's activations bound the regression-only models
   return int(np.clip(budget // (batch_size * width), 1, 4096))
 
 
@@ -210,6 +239,20 @@ class Chunk:
   group: str
   runs: tuple[Run, ...]  # padded to a multiple of the device count by repeating the last run
   num_real: int
+  width: int = 0  # per-sample loss width of the group's program (`loss_width`)
+
+
+def loss_width(group: str, num_classes: int, config) -> int:
+  """Per-sample width of the widest intermediates of a group's loss: the K logits, plus the
+  batch x batch logits of BMC and the bins of BNI when those share the program (with several
+  methods in a group every one of their losses is computed, see `methods.switch`)."""
+  names = group_methods(group, config)
+  settings = methods_lib.Settings.from_config(config.get("peers"))
+  width = num_classes
+  width += config.batch_size if "bmc" in names else 0
+  width += settings.bins if "bni" in names else 0
+  width += 2 * num_classes if set(names) & set(methods_lib.HISTOGRAM) else 0
+  return width
 
 
 def plan_chunks(
@@ -223,18 +266,19 @@ def plan_chunks(
   """
   groups: dict[str, list[Run]] = {}
   for run in runs:
-    groups.setdefault(run.group, []).append(run)
+    groups.setdefault(program_group(run, config), []).append(run)
   chunks = []
   for name, members in groups.items():
     if size_of is not None:
       members = sorted(members, key=size_of)
-    per_device = models_per_device(members[0].num_classes, config.batch_size, logits_budget(config))
+    width = loss_width(name, members[0].num_classes, config)
+    per_device = models_per_device(width, config.batch_size, logits_budget(config))
     size = per_device * num_devices
     # Shrink the chunk when the group is small, keeping a multiple of the device count.
     size = min(size, round_up(len(members), num_devices))
     for start in range(0, len(members), size):
       part = tuple(members[start : start + size])
-      chunks.append(Chunk(name, part + (part[-1],) * (size - len(part)), len(part)))
+      chunks.append(Chunk(name, part + (part[-1],) * (size - len(part)), len(part), width))
   return chunks
 
 
@@ -242,7 +286,7 @@ def chunk_cost(chunk: Chunk) -> float:
   """Relative cost of a chunk, for the ETA, in regression-only models: fitted to
   `benchmarks/sweep1d.py` on a CPU, where a reg+cls model costs about 1.3 + K / 90 of those
   (K=1024: 12x)."""
-  k = chunk.runs[0].num_classes
+  k = chunk.width
   return len(chunk.runs) * (1.3 + k / 90.0 if k else 1.0)
 
 

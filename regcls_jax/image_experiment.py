@@ -28,6 +28,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from regcls_jax import checkpoint, core, losses, metrics, pretrained
+from regcls_jax import methods as methods_lib
 from regcls_jax.data import nyud2, pipeline
 from regcls_jax.experiment1d import check_workdir, prepare_workdir
 from regcls_jax.grid1d import format_seconds
@@ -67,8 +68,17 @@ def build_model(config, num_classes: int) -> nnx.Module:
   )
 
 
-def make_loss_fn(config):
-  """``s * (lam * reg + CE)`` with the reg/cls masks of the batch (Eq. 4, 13; Tab. 4)."""
+def make_loss_fn(config, priors: dict | None = None):
+  """``s * (lam * reg + CE)`` with the reg/cls masks of the batch (Eq. 4, 13; Tab. 4), or a
+  baseline's loss (methods.py) with the training labels' ``priors``."""
+  settings = methods_lib.Settings.from_config(config.get("peers"))
+
+  def baseline_loss_fn(model, batch, hparams, rng):
+    del rng
+    pred, logits = model(batch["image"])
+    fields = {"y": batch["label"], "weight": batch.get("reg_mask")}
+    loss = methods_lib.objective(config.method, pred, logits, fields, priors, hparams, settings)
+    return loss, {"reg": loss, "ce": jnp.zeros_like(loss)}
 
   def loss_fn(model, batch, hparams, rng):
     del rng
@@ -86,7 +96,7 @@ def make_loss_fn(config):
       reg_kind=config.loss,
     )
 
-  return loss_fn
+  return loss_fn if config.method in ("reg", "regcls") else baseline_loss_fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +107,7 @@ def make_loss_fn(config):
 class Setup:
   builder: object
   classes: tuple | None
+  priors: dict  # methods.fit_priors of the training labels (baselines; placeholders otherwise)
   graphdef: nnx.GraphDef  # training mode
   eval_graphdef: nnx.GraphDef
   state: core.TrainState
@@ -105,15 +116,29 @@ class Setup:
   steps_per_epoch: int
 
 
+def check_method(config) -> None:
+  """reg, reg+cls and the baselines of methods.py; for depth not BMC (one target per image)
+  nor the histogram losses (the per-pixel head predicts at twice the target's resolution)."""
+  allowed = methods_lib.METHODS
+  if config.experiment == "nyud2":
+    allowed = tuple(m for m in allowed if m not in ("bmc", *methods_lib.HISTOGRAM))
+  methods_lib.check_method(config.method, "config.method", allowed)
+  methods_lib.Settings.from_config(config.get("peers"))
+
+
 def setup(config) -> Setup:
-  if config.method not in ("reg", "regcls"):
-    raise ValueError(f"config.method: {config.method!r}; expected 'reg' or 'regcls'")
+  check_method(config)
   builder = pipeline.prepare(config.data)
   # Classes (and keep masks) feed the cls head, and with `rebalance` also the reg-only model's
   # re-balanced regression loss (Tab. 4).
   with_cls = config.method == "regcls"
   classes = pipeline.fit_classes(builder, config) if with_cls or config.rebalance else None
   k = len(classes[1]) if with_cls else 0  # K' <= K after equalisation (Eq. 12)
+  if config.method in methods_lib.HISTOGRAM:
+    k = config.num_classes
+  settings = methods_lib.Settings.from_config(config.get("peers"))
+  values, counts = pipeline.training_targets(builder, config.data)
+  priors = methods_lib.fit_priors(config.method, values, settings, k, counts)
   model = build_model(config, k)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   if config.model.init_from:  # ImageNet weights from a local file (pretrained.py)
@@ -132,7 +157,7 @@ def setup(config) -> Setup:
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
   replicated = NamedSharding(mesh, P())
   state = jax.device_put(state, replicated)
-  step = core.make_train_step(graphdef, tx, make_loss_fn(config), config.accum_steps)
+  step = core.make_train_step(graphdef, tx, make_loss_fn(config, priors), config.accum_steps)
   batch_sharding = NamedSharding(mesh, P("data") if config.accum_steps == 1 else P(None, "data"))
   step_fn = jax.jit(
     step,
@@ -140,7 +165,9 @@ def setup(config) -> Setup:
     out_shardings=(replicated, None),
     donate_argnums=(0,),
   )
-  return Setup(builder, classes, graphdef, eval_graphdef, state, step_fn, mesh, steps_per_epoch)
+  return Setup(
+    builder, classes, priors, graphdef, eval_graphdef, state, step_fn, mesh, steps_per_epoch
+  )
 
 
 def _device_batch(batch: dict, mesh, accum: int) -> dict:
@@ -170,7 +197,10 @@ def predict_split(config, s: Setup, state: core.TrainState, split: str) -> dict[
   replicated = NamedSharding(s.mesh, P())
 
   def forward(params, model_state, images):
-    out = nnx.merge(graphdef, params, model_state).predict(images)
+    model = nnx.merge(graphdef, params, model_state)
+    if config.method in methods_lib.HISTOGRAM:  # the head's expected bin centre (age only)
+      return methods_lib.predict(config.method, None, model(images)[1], s.priors)
+    out = model.predict(images)
     if out.ndim == 3:
       out = resize_align_corners(out[..., None], (2 * out.shape[1], 2 * out.shape[2]))[..., 0]
     return out

@@ -49,7 +49,7 @@ def lds_kernel(kernel: str, size: int = 5, sigma: float = 2.0) -> np.ndarray:
   return window / window.max()
 
 
-def lds_weights(
+def lds_bin_weights(
   bins: np.ndarray,
   num_bins: int,
   kernel: str = "gaussian",
@@ -57,8 +57,10 @@ def lds_weights(
   sigma: float = 2.0,
   reweight: str = "sqrt_inv",
   padding: str = "constant",
+  counts_weight: np.ndarray | None = None,
 ) -> np.ndarray:
-  """Per-sample weights ``1 / smoothed count`` of each sample's bin, averaging 1 (LDS).
+  """The LDS weight of each bin: ``1 / smoothed count``, scaled so that the training samples'
+  weights average 1; bins whose smoothed count is 0 weigh 0.
 
   Args:
     bins: ``[N]`` integer bin of every training label (e.g. ``min(age, 120)`` for IMDB-WIKI,
@@ -68,14 +70,17 @@ def lds_weights(
     reweight: ``sqrt_inv`` (square root of the counts first) or ``inverse`` (counts clipped to
       [5, 1000] first), as DIR's code.
     padding: ``constant`` (DIR's IMDB-WIKI) or ``reflect`` (its NYUD2) at the histogram's ends.
+    counts_weight: optional ``[N]`` multiplicity of each entry of ``bins`` (a histogram given as
+      values and counts, e.g. NYUD2's depth histogram).
 
   Returns:
-    float64 ``[N]`` with mean 1.
+    float64 ``[num_bins]``.
   """
   bins = np.asarray(bins, np.int64).ravel()
   if bins.size == 0 or bins.min() < 0 or bins.max() >= num_bins:
     raise ValueError(f"LDS bins must be a non-empty array of integers in [0, {num_bins})")
-  counts = np.bincount(bins, minlength=num_bins).astype(np.float64)
+  mult = np.ones(bins.size) if counts_weight is None else np.asarray(counts_weight, np.float64)
+  counts = np.bincount(bins, weights=mult, minlength=num_bins).astype(np.float64)
   if reweight == "sqrt_inv":
     counts = np.sqrt(counts)
   elif reweight == "inverse":
@@ -84,8 +89,13 @@ def lds_weights(
     raise ValueError(f"unknown LDS reweighting {reweight!r}; expected sqrt_inv or inverse")
   window = lds_kernel(kernel, size, sigma)
   smoothed = ndimage.convolve1d(counts, window, mode=padding)
-  w = 1.0 / smoothed[bins]
-  return w * (w.size / w.sum())
+  table = np.where(smoothed > 0, 1.0 / np.where(smoothed > 0, smoothed, 1.0), 0.0)
+  return table * (mult.sum() / np.sum(table[bins] * mult))
+
+
+def lds_weights(bins: np.ndarray, num_bins: int, *args, **kwargs) -> np.ndarray:
+  """Per-sample LDS weights ``[N]`` (mean 1): `lds_bin_weights` looked up at each bin."""
+  return lds_bin_weights(bins, num_bins, *args, **kwargs)[np.asarray(bins, np.int64).ravel()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,18 +128,27 @@ def _mean(values: jax.Array, weight: jax.Array | None) -> jax.Array:
 # Balanced MSE
 
 
-def bmc_loss(pred: jax.Array, target: jax.Array, sigma: jax.Array) -> jax.Array:
+def bmc_loss(
+  pred: jax.Array, target: jax.Array, sigma: jax.Array, weight: jax.Array | None = None
+) -> jax.Array:
   """Balanced MSE, batch Monte-Carlo: CE over ``-(p_i - y_j)^2 / (2 sigma^2)`` with the
   diagonal as labels, times ``2 sigma^2`` (a constant for the gradient).
 
   Args:
     pred, target: ``[B]``.
     sigma: scalar noise scale (learnable or fixed).
+    weight: optional ``[B]`` 0/1 validity: invalid samples are neither rows (predictions) nor
+      columns (the batch's label distribution).
   """
   var = jnp.square(sigma)
   logits = -jnp.square(pred[:, None] - target[None, :]) / (2.0 * var)  # [B, B]
-  ce = jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))
-  return ce * jax.lax.stop_gradient(2.0 * var)
+  if weight is not None:
+    # A large finite negative, not -inf: an all-padding batch must keep finite gradients.
+    logits = jnp.where(weight[None, :] > 0, logits, -1e30)
+  ce = jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits)
+  if weight is not None:  # an invalid row's diagonal is masked: zero its term
+    ce = jnp.where(weight > 0, ce, 0.0)
+  return _mean(ce, weight) * jax.lax.stop_gradient(2.0 * var)
 
 
 def gai_loss(
@@ -137,6 +156,7 @@ def gai_loss(
   target: jax.Array,
   sigma: jax.Array,
   gmm: tuple[jax.Array, jax.Array, jax.Array],
+  weight: jax.Array | None = None,
 ) -> jax.Array:
   """Balanced MSE, GMM-based analytical integration.
 
@@ -147,6 +167,7 @@ def gai_loss(
     pred, target: ``[B]``.
     sigma: scalar.
     gmm: ``(weights [K], means [K], variances [K])`` of the training labels (`fit_gmm`).
+    weight: optional ``[B]`` sample weights of the mean.
   """
   pi, mu, v = (jnp.asarray(a, jnp.float32)[None, :] for a in gmm)  # [1, K]
   p = pred[:, None]  # [B, 1]
@@ -154,7 +175,7 @@ def gai_loss(
   mse = jnp.square(pred - target) / (2.0 * var)
   total = v + var
   mix = jax.nn.logsumexp(jnp.log(pi) - 0.5 * jnp.log(total) - jnp.square(p - mu) / (2 * total), 1)
-  loss = jnp.mean(mse + 0.5 * jnp.log(var) + mix)
+  loss = _mean(mse + 0.5 * jnp.log(var) + mix, weight)
   return loss * jax.lax.stop_gradient(2.0 * var)
 
 
@@ -164,6 +185,7 @@ def bni_loss(
   sigma: jax.Array,
   centres: jax.Array,
   bin_weights: jax.Array,
+  weight: jax.Array | None = None,
 ) -> jax.Array:
   """Balanced MSE, bin-based numerical integration.
 
@@ -176,22 +198,29 @@ def bni_loss(
     sigma: scalar.
     centres: ``[M]`` bin centres; bin_weights: ``[M]`` normalised training-label counts (empty
       bins weigh 0 and drop out of the logsumexp).
+    weight: optional ``[B]`` sample weights of the mean.
   """
   var = jnp.square(sigma)
   mse = jnp.square(pred - target) / (2.0 * var)
   log_w = jnp.log(jnp.asarray(bin_weights, jnp.float32))[None, :]
   mix = jax.nn.logsumexp(log_w - jnp.square(pred[:, None] - centres[None, :]) / (2 * var), axis=1)
-  return jnp.mean(mse + mix) * jax.lax.stop_gradient(2.0 * var)
+  return _mean(mse + mix, weight) * jax.lax.stop_gradient(2.0 * var)
 
 
 def fit_gmm(
-  labels: np.ndarray, k: int, iters: int = 200, seed: int = 0, min_var: float = 1e-6
+  labels: np.ndarray,
+  k: int,
+  iters: int = 200,
+  seed: int = 0,
+  min_var: float = 1e-6,
+  tol: float = 1e-3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """A 1-D Gaussian mixture of the training labels by EM (the GAI prior).
 
   Initialised at ``k`` distinct labels drawn with ``seed``; variances floored at ``min_var``
   times the label variance (at least ``min_var``), so one repeated label value still gives a
-  proper mixture.
+  proper mixture. Stops after ``iters`` iterations or when the mean log-likelihood improves by
+  less than ``tol`` (scikit-learn's default criterion).
 
   Returns:
     float64 ``(weights [k], means [k], variances [k])``.
@@ -205,14 +234,21 @@ def fit_gmm(
   mu = rng.choice(uniq, size=k, replace=uniq.size < k).astype(np.float64)
   var = np.full(k, max(y.var(), floor))
   pi = np.full(k, 1.0 / k)
+  previous = -np.inf
   for _ in range(iters):
     log_p = np.log(pi) - 0.5 * np.log(2 * np.pi * var) - (y[:, None] - mu) ** 2 / (2 * var)
-    log_norm = np.logaddexp.reduce(log_p, axis=1, keepdims=True)
-    r = np.exp(log_p - log_norm)  # [N, k] responsibilities
+    top = log_p.max(axis=1, keepdims=True)
+    r = np.exp(log_p - top)
+    norm = r.sum(axis=1, keepdims=True)
+    r /= norm  # [N, k] responsibilities
     nk = r.sum(axis=0) + 1e-12
     pi = nk / y.size
     mu = (r * y[:, None]).sum(axis=0) / nk
     var = np.maximum((r * (y[:, None] - mu) ** 2).sum(axis=0) / nk, floor)
+    loglik = float(np.mean(top[:, 0] + np.log(norm[:, 0])))
+    if loglik - previous < tol:
+      break
+    previous = loglik
   return pi, mu, var
 
 
@@ -243,9 +279,13 @@ def hl_gauss(target: jax.Array, edges: jax.Array, sigma: float) -> jax.Array:
   return probs / jnp.maximum(jnp.sum(probs, axis=1, keepdims=True), 1e-12)
 
 
-def histogram_loss(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
-  """Cross-entropy between ``softmax(logits)`` and target distributions ``[B, M]``, mean."""
-  return jnp.mean(-jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1))
+def histogram_loss(
+  logits: jax.Array, target_probs: jax.Array, weight: jax.Array | None = None
+) -> jax.Array:
+  """Cross-entropy between ``softmax(logits)`` and target distributions ``[B, M]``, mean
+  (weighted by an optional ``[B]`` ``weight``)."""
+  ce = -jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+  return _mean(ce, weight)
 
 
 def histogram_decode(logits: jax.Array, centres: jax.Array) -> jax.Array:

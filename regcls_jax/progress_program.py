@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from regcls_jax import core, losses, scan_train
+from regcls_jax import methods as methods_lib
 from regcls_jax.models.mlp import MLP
 
 FEATURE_DIM = 64
@@ -42,15 +43,34 @@ class Statics:
   weight_decay: float
   lr_decay_epochs: tuple[int, ...]
   lr_decay: float
+  objective: str = "reg"  # methods.py's name: 'reg', 'regcls' or a baseline
+  settings: methods_lib.Settings = methods_lib.Settings()
 
 
 # ``s * (lam * sum of squared errors + CE)`` over the batch's valid frames (the reference's).
 summed_loss_fn = functools.partial(core.reg_cls_loss_fn, reg_reduction="sum")
 
 
-def _rmse(graphdef, params, features, targets, idx, n) -> jax.Array:
-  """RMSE of the regression head over ``features[idx[:n]]``."""
-  pred = nnx.merge(graphdef, params).predict(features[idx])
+def _loss_fn(statics: Statics, priors: dict):
+  """The reference's summed reg / reg+cls loss, or a baseline's (methods.py, mean form)."""
+  if statics.objective in ("reg", "regcls"):
+    return summed_loss_fn
+
+  def loss_fn(model, batch, hparams, rng):
+    del rng
+    pred, logits = model(batch["x"])
+    loss = methods_lib.objective(
+      statics.objective, pred, logits, batch, priors, hparams, statics.settings
+    )
+    return loss, {}
+
+  return loss_fn
+
+
+def _rmse(graphdef, objective, priors, params, features, targets, idx, n) -> jax.Array:
+  """RMSE of the model's prediction (`methods.predict`) over ``features[idx[:n]]``."""
+  pred, logits = nnx.merge(graphdef, params)(features[idx])
+  pred = methods_lib.predict(objective, pred, logits, priors)
   weight = jnp.arange(idx.shape[0]) < n
   return jnp.sqrt(losses.regression_loss(pred, targets[idx], weight))
 
@@ -80,7 +100,8 @@ def _train_one(statics: Statics, features, targets, model, train, test):
   Args:
     statics: static configuration.
     features, targets: ``[N, 64]`` and ``[N]`` of every frame (shared by all models).
-    model: scalars ``seed``, ``model_id`` (int32), ``lr``, ``lam``, ``scale`` (float32).
+    model: scalars ``seed``, ``model_id`` (int32), ``lr``, ``lam``, ``scale`` (float32) and
+      ``priors`` (`methods.fit_priors` of the model's training targets).
     train: ``idx`` ``[n_pad]`` frame indices, ``n``, ``cls`` and ``keep`` ``[n_pad]``.
     test: ``idx`` ``[m_pad]`` frame indices and ``m``.
 
@@ -92,7 +113,7 @@ def _train_one(statics: Statics, features, targets, model, train, test):
   params = init_params(statics, model["seed"], model["model_id"])
   tx = core.adam_l2(0.0, statics.weight_decay)
   state = core.init_state(params, tx, model["lam"], model["scale"])
-  train_step = core.make_train_step(graphdef, tx, summed_loss_fn)
+  train_step = core.make_train_step(graphdef, tx, _loss_fn(statics, model["priors"]))
 
   def make_batch(pos, valid, step_key):
     rows = train["idx"][pos]
@@ -119,7 +140,15 @@ def _train_one(statics: Statics, features, targets, model, train, test):
     mask_key=mask_key,
     lr_at_epoch=lr_at_epoch,
   )
-  rmse = functools.partial(_rmse, graphdef, features=features, targets=targets, **_idx(test))
+  rmse = functools.partial(
+    _rmse,
+    graphdef,
+    statics.objective,
+    model["priors"],
+    features=features,
+    targets=targets,
+    **_idx(test),
+  )
   metrics = {"train_loss": epoch_losses, "rmse": rmse(state.params), "rmse_init": rmse(params)}
   return state.params, metrics
 
@@ -152,24 +181,26 @@ def train(statics: Statics, mesh: Mesh, features, targets, model, train_split, t
 def _eval_program(statics: Statics, mesh: Mesh) -> Callable:
   graphdef = _graphdef(statics)
 
-  def one(features, targets, params, test):
-    return _rmse(graphdef, params, features, targets, **_idx(test))
+  def one(features, targets, params, priors, test):
+    return _rmse(graphdef, statics.objective, priors, params, features, targets, **_idx(test))
 
-  vmapped = jax.vmap(one, in_axes=(None, None, 0, 0))
+  vmapped = jax.vmap(one, in_axes=(None, None, 0, 0, 0))
   return jax.jit(
     jax.shard_map(
       vmapped,
       mesh=mesh,
-      in_specs=(P(), P(), P("models"), P("models")),
+      in_specs=(P(), P(), P("models"), P("models"), P("models")),
       out_specs=P("models"),
       check_vma=False,
     )
   )
 
 
-def evaluate(statics: Statics, mesh: Mesh, features, targets, params, test_split) -> jax.Array:
+def evaluate(
+  statics: Statics, mesh: Mesh, features, targets, params, priors, test_split
+) -> jax.Array:
   """Test RMSE of stored parameters ``[models]`` (no training)."""
-  return _eval_program(statics, mesh)(features, targets, params, test_split)
+  return _eval_program(statics, mesh)(features, targets, params, priors, test_split)
 
 
 def param_template(statics: Statics) -> nnx.State:

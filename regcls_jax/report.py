@@ -201,3 +201,93 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
   fig.savefig(tmp, dpi=120)
   plt.close(fig)
   os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods comparison (reg, reg+cls and the baselines of methods.py on one grid).
+
+
+def method_label(row: dict) -> str:
+  """``reg``, ``lds``, ... or ``regcls K=64`` (``bal.``) for methods with a K-way head."""
+  if not row["num_classes"]:
+    return row["method"]
+  return f"{row['method']} K={row['num_classes']}" + (" bal." if row["balanced"] else "")
+
+
+def methods_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
+  """``{label: {(scenario, sampling): (mean, std, n)}}`` of test MSE over functions, dataset
+  versions (and lambdas), labels in first-appearance order."""
+  cells: dict[str, dict[tuple, list[float]]] = {}
+  for r in rows:
+    cells.setdefault(method_label(r), {}).setdefault((r["scenario"], r["sampling"]), [])
+    cells[method_label(r)][(r["scenario"], r["sampling"])].append(r["test_mse"])
+  return {
+    label: {
+      (sc, sa): (float(np.mean(v)), float(np.std(v)), len(v))
+      for sc in scenarios
+      for sa in samplings
+      if (v := by_cell.get((sc, sa)))
+    }
+    for label, by_cell in cells.items()
+  }
+
+
+def methods_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> str:
+  """One row per method, one column per (scenario, sampling): mean test MSE (std), the best
+  of each column in bold, and the method's mean rank over the columns."""
+  stats = methods_stats(rows, scenarios, samplings)
+  columns = [(sc, sa) for sc in scenarios for sa in samplings]
+  ranks: dict[str, list[int]] = {label: [] for label in stats}
+  for col in columns:
+    present = sorted((s[col][0], label) for label, s in stats.items() if col in s)
+    for rank, (_, label) in enumerate(present, 1):
+      ranks[label].append(rank)
+  lines = [
+    f"# {title}",
+    "",
+    "Test MSE on the uniform test set, mean (std) over functions and dataset versions, per "
+    "method; bold: the lowest of the column; rank: mean rank over the columns (1 = best).",
+    "",
+  ]
+  header = ["method"] + [f"{sc} {sa}" for sc, sa in columns] + ["rank"]
+  lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  best = {c: min((s[c][0] for s in stats.values() if c in s), default=None) for c in columns}
+  for label, s in stats.items():
+    row = [label]
+    for col in columns:
+      if col not in s:
+        row.append("-")
+        continue
+      text = f"{s[col][0]:.4f} ({s[col][1]:.3f})"
+      row.append(f"**{text}**" if s[col][0] == best[col] else text)
+    row.append(f"{np.mean(ranks[label]):.2f}" if ranks[label] else "-")
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_methods(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
+  """One panel per scenario: mean test MSE per sampling, one line per method."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  stats = methods_stats(rows, scenarios, samplings)
+  fig, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * len(scenarios), 3.8), squeeze=False)
+  x = np.arange(len(samplings))
+  for ax, sc in zip(axes[0], scenarios):
+    for label, s in stats.items():
+      means = [s.get((sc, sa), (np.nan,))[0] for sa in samplings]
+      style = "o-" if label.startswith(("reg ", "regcls")) or label == "reg" else "o--"
+      ax.plot(x, means, style, label=label, lw=2.2 if style == "o-" else 1.2, ms=4)
+    ax.set_xticks(x, samplings)
+    ax.set_title(sc)
+    ax.set_ylabel("test MSE")
+    ax.grid(alpha=0.3)
+  axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  fig.suptitle("reg, reg+cls and the imbalanced-regression baselines on the 1D functions")
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=120)
+  plt.close(fig)
+  os.replace(tmp, path)

@@ -30,8 +30,9 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from regcls_jax import binning, core, losses, scan_train
+from regcls_jax import methods as methods_lib
 from regcls_jax.data import synthetic1d
-from regcls_jax.grid1d import Chunk, DatasetCache, Run, dataset_id, round_up
+from regcls_jax.grid1d import Chunk, DatasetCache, Run, dataset_id, group_methods, round_up
 from regcls_jax.models.mlp import MLP
 
 # ---------------------------------------------------------------------------------------------
@@ -48,15 +49,19 @@ class Statics:
   epochs: int
   batch_size: int
   weight_decay: float
+  methods: tuple[str, ...] = ("reg",)  # the group's methods; a model picks one by index
+  settings: methods_lib.Settings = methods_lib.Settings()
 
 
-def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
+def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, train, val, test):
   """Trains and scores ONE model; vmapped over models by `_chunk_program`.
 
   Args:
     statics: the static configuration.
     seed, ds_id: int32 scalars; the model's keys are derived from them.
     lr, lam, scale: float32 scalars.
+    method: int32 index into ``statics.methods``.
+    priors: the model's `methods_lib.fit_priors` arrays.
     train: dict ``x, y, cls, keep`` of ``[N]`` arrays plus ``n`` (valid count).
     val, test: dicts ``x, y`` of ``[N']`` and ``n``.
 
@@ -70,7 +75,22 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
   tx = core.adam_l2(0.0, statics.weight_decay)
   state = core.init_state(params, tx, lam, scale)
   state = state.replace(opt_state=core.set_learning_rate(state.opt_state, lr))
-  train_step = core.make_train_step(graphdef, tx)
+
+  def loss_fn(model, batch, hparams, rng):
+    del rng
+    pred, logits = model(batch["x"])
+    objective = functools.partial(
+      methods_lib.objective,
+      pred=pred,
+      logits=logits,
+      batch=batch,
+      priors=priors,
+      hparams=hparams,
+      settings=statics.settings,
+    )
+    return methods_lib.switch(statics.methods, method, objective), {}
+
+  train_step = core.make_train_step(graphdef, tx, loss_fn)
 
   def make_batch(idx, valid, step_key):
     batch = {"x": train["x"][idx][:, None], "y": train["y"][idx], "weight": valid}
@@ -92,16 +112,20 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, train, val, test):
     shuffle_key=shuffle_key,
     mask_key=mask_key,
   )
-  metrics = {
-    "train_loss": epoch_losses,
-    "val_mse": _mse(graphdef, state.params, val),
-    "test_mse": _mse(graphdef, state.params, test),
-  }
+  score = functools.partial(_mse, graphdef, statics.methods, state.params, method, priors)
+  metrics = {"train_loss": epoch_losses, "val_mse": score(val), "test_mse": score(test)}
   return state.params, metrics
 
 
-def _mse(graphdef, params, split) -> jax.Array:
-  pred = nnx.merge(graphdef, params).predict(split["x"][:, None])
+def _mse(graphdef, names, params, method, priors, split) -> jax.Array:
+  """Test MSE of one model; ``method`` indexes ``names`` (it decides the prediction)."""
+  model = nnx.merge(graphdef, params)
+  x = split["x"][:, None]
+  if model.cls_head is None:
+    pred = model.predict(x)
+  else:
+    out, logits = model(x)
+    pred = methods_lib.switch(names, method, lambda m: methods_lib.predict(m, out, logits, priors))
   weight = jnp.arange(split["x"].shape[0]) < split["n"]
   return losses.regression_loss(pred, split["y"], weight)
 
@@ -131,9 +155,11 @@ def _abstract_model(hidden: Sequence[int], num_classes: int) -> MLP:
 
 
 @functools.cache
-def _eval_program(hidden: tuple[int, ...], num_classes: int, mesh: Mesh) -> Callable:
+def _eval_program(
+  hidden: tuple[int, ...], num_classes: int, names: tuple[str, ...], mesh: Mesh
+) -> Callable:
   graphdef = nnx.graphdef(_abstract_model(hidden, num_classes))
-  vmapped = jax.vmap(functools.partial(_mse, graphdef))
+  vmapped = jax.vmap(functools.partial(_mse, graphdef, names))
   return jax.jit(
     jax.shard_map(vmapped, mesh=mesh, in_specs=P("models"), out_specs=P("models"), check_vma=False)
   )
@@ -160,7 +186,30 @@ def _split_arrays(splits: Sequence[synthetic1d.Split], n_pad: int) -> dict[str, 
   }
 
 
-def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_multiple: int):
+def run_priors(runs: Sequence[Run], cache: DatasetCache, settings: methods_lib.Settings):
+  """The runs' `methods_lib.fit_priors` arrays, stacked along a leading model axis."""
+  fitted: dict[tuple, dict] = {}
+  for r in runs:
+    key = (r.dataset, r.method, r.num_classes)
+    if key not in fitted:
+      fitted[key] = methods_lib.fit_priors(r.method, cache.splits(r)[0].y, settings, r.num_classes)
+  return jax.tree.map(
+    lambda *a: np.stack(a), *(fitted[(r.dataset, r.method, r.num_classes)] for r in runs)
+  )
+
+
+def method_indices(runs: Sequence[Run], names: Sequence[str]) -> np.ndarray:
+  return np.array([names.index(r.method) for r in runs], np.int32)
+
+
+def chunk_inputs(
+  runs: Sequence[Run],
+  cache: DatasetCache,
+  scale: float,
+  pad_multiple: int,
+  names: Sequence[str] = ("reg", "regcls"),
+  settings: methods_lib.Settings | None = None,
+):
   """Host arrays for a chunk of runs of one group, padded to a common length."""
   splits = [cache.splits(r) for r in runs]
   n_train = round_up(max(len(s[0]) for s in splits), pad_multiple)
@@ -168,7 +217,7 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
   cls = np.zeros((len(runs), n_train), np.int32)
   keep = np.ones((len(runs), n_train), np.float32)
   for i, (run, (tr, _, _)) in enumerate(zip(runs, splits)):
-    if run.num_classes:
+    if run.method == "regcls":
       edges, keep_probs = binning.make_classes(tr.y, run.num_classes, run.balanced)
       c = binning.assign_classes(tr.y, edges)
       cls[i, : len(c)] = c
@@ -181,8 +230,10 @@ def chunk_inputs(runs: Sequence[Run], cache: DatasetCache, scale: float, pad_mul
     lr=np.array([r.lr for r in runs], np.float32),
     lam=np.array([r.lam for r in runs], np.float32),
     scale=np.full(len(runs), scale, np.float32),
+    method=method_indices(runs, names),
   )
-  return scalars, train, val, test
+  priors = run_priors(runs, cache, settings or methods_lib.Settings())
+  return scalars, priors, train, val, test
 
 
 def eval_inputs(runs: Sequence[Run], cache: DatasetCache, pad_multiple: int):
@@ -201,14 +252,18 @@ def statics_for(chunk: Chunk, config) -> Statics:
     epochs=int(config.epochs),
     batch_size=int(config.batch_size),
     weight_decay=float(config.weight_decay),
+    methods=group_methods(chunk.group, config),
+    settings=methods_lib.Settings.from_config(config.get("peers")),
   )
 
 
 def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
   """Trains one chunk. Returns (params of the real runs as numpy, metrics dict of numpy)."""
   pad_multiple = config.batch_size * -(-1024 // config.batch_size)
-  scalars, train, val, test = chunk_inputs(chunk.runs, cache, config.scale, pad_multiple)
   statics = statics_for(chunk, config)
+  scalars, priors, train, val, test = chunk_inputs(
+    chunk.runs, cache, config.scale, pad_multiple, statics.methods, statics.settings
+  )
   program = _chunk_program(statics, mesh)
   params, metrics = program(
     scalars["seed"],
@@ -216,6 +271,8 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
     scalars["lr"],
     scalars["lam"],
     scalars["scale"],
+    scalars["method"],
+    priors,
     train,
     val,
     test,
@@ -226,20 +283,24 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
 
 
 def evaluate_group(
-  runs: Sequence[Run], params: nnx.State, cache: DatasetCache, config, mesh: Mesh
+  group: str, runs: Sequence[Run], params: nnx.State, cache: DatasetCache, config, mesh: Mesh
 ) -> tuple[np.ndarray, np.ndarray]:
   """Val and test MSE of stored parameters of one group (no training)."""
   n_dev = mesh.devices.size
-  program = _eval_program(tuple(config.hidden), runs[0].num_classes, mesh)
+  names = group_methods(group, config)
+  settings = methods_lib.Settings.from_config(config.get("peers"))
+  program = _eval_program(tuple(config.hidden), runs[0].num_classes, names, mesh)
   val_out, test_out = [], []
   size = round_up(min(len(runs), 256), n_dev)
   for start in range(0, len(runs), size):
     n = min(size, len(runs) - start)
     idx = np.arange(start, start + round_up(n, n_dev)).clip(max=start + n - 1)
     p = jax.tree.map(lambda a, idx=idx: a[idx], params)
-    val, test = eval_inputs([runs[i] for i in idx], cache, 1024)
-    val_out.append(np.asarray(program(p, val))[:n])
-    test_out.append(np.asarray(program(p, test))[:n])
+    chunk_runs = [runs[i] for i in idx]
+    val, test = eval_inputs(chunk_runs, cache, 1024)
+    head = (method_indices(chunk_runs, names), run_priors(chunk_runs, cache, settings))
+    val_out.append(np.asarray(program(p, *head, val))[:n])
+    test_out.append(np.asarray(program(p, *head, test))[:n])
   return np.concatenate(val_out), np.concatenate(test_out)
 
 

@@ -139,3 +139,27 @@ def test_unknown_method_is_an_error(tmp_path, fixture_root, tfds_root):
   with pytest.raises(ValueError, match="config.methods: unknown method 'svm'"):
     xb.run(config, str(tmp_path))
   assert pipeline.split_name(config.data, "train") == "s2+s3+s4"
+
+
+def test_baseline_methods_train_and_evaluate(tmp_path, fixture_root, tfds_root):
+  """Baselines of methods.py in the Breakfast program: LDS weights and a decoded HL-Gauss
+  head per model; --mode=eval recomputes each RMSE from the checkpoint."""
+  data = [
+    f"--config.data.data_dir={fixture_root / 'breakfast'}",
+    f"--config.data.tfds_dir={tfds_root}",
+  ]
+  args = ("--config=configs/breakfast.py:runlocal,split=s1", f"--workdir={tmp_path}", *data,
+          "--config.methods=('lds','hl_gauss')", "--config.epochs=5")  # fmt: skip
+  out = _main(*args)
+  assert out.returncode == 0, out.stderr[-2000:]
+  rows = common.read_csv(str(tmp_path / "results.csv"), xb.COLUMNS)
+  assert len(rows) == 3 * 10 and {r[2] for r in rows} == {"random", "lds", "hl_gauss"}
+  table = (tmp_path / "table5.md").read_text()
+  assert "| lds |" in table and "| hl_gauss |" in table
+  # A histogram prediction is a convex combination of bin centres inside [0, 100] percent.
+  assert all(0.0 < float(r[5]) < 100.0 for r in rows)
+  out = _main(*args, "--mode=eval")
+  assert out.returncode == 0, out.stderr[-2000:]
+  evaluated = common.read_csv(str(tmp_path / "results_eval.csv"), xb.COLUMNS)
+  for a, b in zip(rows, evaluated):
+    assert a[:5] == b[:5] and float(a[5]) == pytest.approx(float(b[5]), rel=1e-5)

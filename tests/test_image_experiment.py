@@ -74,3 +74,30 @@ def test_resume_continues_at_the_right_step_with_the_same_data(fixture_root, tfd
   assert a.keys() == b.keys()
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_age_baseline_method_histogram_head(fixture_root, tfds_root, tmp_path):
+  """config.method=hl_gauss: a K-way histogram head trained with HL-Gauss targets and decoded
+  by expectation, so every prediction lies inside the training labels' range."""
+  data = fixture_root / "imdb_wiki"
+  config = "configs/imdbwiki.py:runlocal,method=hl_gauss,k=10"
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1")
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1", "--mode=eval")
+  pred = np.load(tmp_path / "predictions_test.npz")
+  rows = np.loadtxt(data / "imdb_wiki.csv", delimiter=",", skiprows=1, dtype=str)
+  train_ages = rows[rows[:, 2] == "train", 0].astype(float)
+  assert train_ages.min() <= pred["pred"].min() and pred["pred"].max() <= train_ages.max()
+  result = json.loads((tmp_path / "eval_test.json").read_text())["metrics"]
+  mae = np.mean(np.abs(pred["pred"] - pred["label"]))
+  np.testing.assert_allclose(result["all"]["mae"], mae, rtol=1e-5)
+
+
+def test_depth_rejects_per_image_methods(fixture_root, tfds_root, tmp_path):
+  cmd = [
+    sys.executable, "-m", "regcls_jax.main", "--config=configs/nyud2.py:runlocal,method=bmc",
+    f"--workdir={tmp_path}",
+  ]  # fmt: skip
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: config.method: unknown method 'bmc'"), out.stderr[-2000:]

@@ -93,6 +93,8 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
     ("--config.num_classes=(4,1)", "config.num_classes"),
     ("--config.lam.clean=(-1.0,)", "config.lam.clean"),
     ("--config.no_such_field=1", "no_such_field"),
+    ("--config.methods=('reg','ranksim')", "config.methods"),
+    ("--config.peers.lds_kernel=box", "config.peers.lds_kernel"),
   ],
 )
 def test_bad_input_is_one_line_naming_the_key(tmp_path, override, needle):
@@ -126,3 +128,26 @@ def test_uniform_and_balanced_classes_side_by_side(tmp_path):
   # Equalised classes with keep masking train a different model than uniform classes.
   by_key = {(r["sampling"], r["num_classes"], r["balanced"]): r["test_mse"] for r in regcls}
   assert by_key[("severe", 16, True)] != by_key[("severe", 16, False)]
+
+
+def test_every_method_through_main_with_eval(tmp_path):
+  """grid=tiny with every method: results, the methods table and plot; --mode=eval recomputes
+  each test MSE from the checkpoint (histogram methods decode their head)."""
+  names = "('reg','lds','focal_r','bmc','gai','bni','regcls','two_hot','hl_gauss')"
+  args = (TINY, f"--workdir={tmp_path}", f"--config.methods={names}", "--config.num_classes=(8,)")
+  out = cli(*args)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = report.read_csv(str(tmp_path / "results.csv"))
+  assert len(rows) == 2 * 9 and all(np.isfinite(r["test_mse"]) for r in rows)
+  table = (tmp_path / "methods.md").read_text()
+  for label in ("| reg |", "| lds |", "| bmc |", "| regcls K=8 |", "| hl_gauss K=8 |"):
+    assert label in table
+  assert (tmp_path / "methods.png").stat().st_size > 0
+  out = cli(*args, "--mode=eval")
+  assert out.returncode == 0, out.stderr[-3000:]
+  got = {
+    (r["group"], r["index"]): r["test_mse"]
+    for r in report.read_csv(str(tmp_path / "results_eval.csv"))
+  }
+  for r in rows:
+    assert got[(r["group"], r["index"])] == pytest.approx(r["test_mse"], rel=1e-5)

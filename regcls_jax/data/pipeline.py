@@ -125,12 +125,17 @@ def fit_classes(builder, config: ml_collections.ConfigDict) -> tuple[np.ndarray,
   Returns:
     ``(edges [K' + 1], keep [K'])`` as `binning.make_classes`.
   """
-  data = config.data
+  values, counts = training_targets(builder, config.data)
+  return binning.make_classes(values, config.num_classes, config.balanced, weights=counts)
+
+
+def training_targets(builder, data: ml_collections.ConfigDict):
+  """``(values, counts)`` of the training targets: NYUD2's depth histogram (each stored 8-bit
+  value and its pixel count), else every record's target with ``counts=None``."""
   if data.name == "nyud2":
     counts = np.asarray(builder.info.metadata["train_value_counts"], np.float64)
-    values = np.arange(counts.size) * nyud2.TRAIN_SCALE
-    return binning.make_classes(values, config.num_classes, config.balanced, weights=counts)
-  return binning.make_classes(targets(builder, data, "train"), config.num_classes, config.balanced)
+    return np.arange(counts.size) * nyud2.TRAIN_SCALE, counts
+  return targets(builder, data, "train"), None
 
 
 def make_sampler(builder, data: ml_collections.ConfigDict, split: str, train: bool):
