@@ -17,8 +17,8 @@ Other variants, combined with commas (``:grid=paper,balanced``):
   balanced        equalised classes (Eq. 12) with keep masking (Eq. 13) instead of uniform ones.
   both            uniform and balanced classes side by side (paper Tab. 1).
   grid=methods    the default grid's datasets, every method of regcls_jax/methods.py side by
-                  side (reg, LDS, Focal-R, BMC, GAI, BNI, reg+cls, two-hot, HL-Gauss; K=64 for
-                  the methods with a K-way head); writes methods.md and methods.png too.
+                  side (reg, LDS, Focal-R, BMC, GAI, BNI, FDS, reg+cls, two-hot, HL-Gauss; K=64
+                  for the methods with a K-way head); writes methods.md and methods.png too.
 
 Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``.
 

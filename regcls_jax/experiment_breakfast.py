@@ -35,7 +35,11 @@ METHODS = {
   "reg": ("reg", False),
   "regcls": ("regcls", False),
   "regcls_bal": ("regcls", True),
-  **{m: (m, False) for m in methods_lib.METHODS if m not in ("reg", "regcls")},
+  **{
+    m: (m, False)
+    for m in methods_lib.METHODS
+    if m not in ("reg", "regcls", *methods_lib.FEATURE_METHODS)
+  },
 }
 SPLITS = tuple(breakfast.GROUPS)
 COLUMNS = (

@@ -63,7 +63,7 @@ def program_group(run: Run, config) -> str:
   """The group a run trains in: `Run.group`, or with ``config.share_methods`` the group of
   every method of its parameter shape (``reghead``, ``clshead_k{K}``; balanced reg+cls keeps
   ``regcls_k{K}_bal``), which puts methods on the vmapped model axis of one program."""
-  if not config.get("share_methods") or run.balanced:
+  if not config.get("share_methods") or run.balanced or run.method == "fds":
     return run.group
   return "reghead" if not run.num_classes else f"clshead_k{run.num_classes}"
 
@@ -72,7 +72,7 @@ def group_methods(group: str, config) -> tuple[str, ...]:
   """The methods a group's compiled program can train, in `METHODS` order; a run's position in
   this tuple is its method index in the program (so every chunk of a group compiles alike)."""
   if group == "reghead":
-    family = methods_lib.REG_HEAD
+    family = tuple(m for m in methods_lib.REG_HEAD if m not in methods_lib.FEATURE_METHODS)
   elif group.startswith("clshead_k"):
     family = tuple(m for m in methods_lib.CLS_HEAD if m != "regcls" or False in config.balanced)
   else:

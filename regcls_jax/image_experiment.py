@@ -117,9 +117,10 @@ class Setup:
 
 
 def check_method(config) -> None:
-  """reg, reg+cls and the baselines of methods.py; for depth not BMC (one target per image)
+  """reg, reg+cls and the baselines of methods.py but FDS (it needs an epoch-end pass over the
+  training features, which only the 1D sweep has); for depth not BMC (one target per image)
   nor the histogram losses (the per-pixel head predicts at twice the target's resolution)."""
-  allowed = methods_lib.METHODS
+  allowed = tuple(m for m in methods_lib.METHODS if m not in methods_lib.FEATURE_METHODS)
   if config.experiment == "nyud2":
     allowed = tuple(m for m in allowed if m not in ("bmc", *methods_lib.HISTOGRAM))
   methods_lib.check_method(config.method, "config.method", allowed)

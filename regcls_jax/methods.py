@@ -31,10 +31,14 @@ import numpy as np
 
 from regcls_jax import binning, imbalanced, losses
 
-REG_HEAD = ("reg", "lds", "focal_r", "bmc", "gai", "bni")
+REG_HEAD = ("reg", "lds", "focal_r", "bmc", "gai", "bni", "fds")
 CLS_HEAD = ("regcls", "two_hot", "hl_gauss")
 METHODS = REG_HEAD + CLS_HEAD
 HISTOGRAM = ("two_hot", "hl_gauss")
+# FDS changes the forward pass (features re-calibrated per label bucket before the regression
+# head, fds.py); its loss is the plain regression loss on that prediction. Only the 1D sweep
+# runs it: it needs an epoch-end pass over all training features.
+FEATURE_METHODS = ("fds",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +238,8 @@ def objective(
   """
   target, weight, scale = batch["y"], batch.get("weight"), hparams["scale"]
   priors = {k: jnp.asarray(v) for k, v in priors.items()}  # host arrays become constants
+  if method == "fds":  # ``pred`` comes from the re-calibrated features
+    method = "reg"
   if method in ("reg", "regcls"):
     loss, _ = losses.reg_cls_loss(
       pred,

@@ -75,6 +75,7 @@ def train_epochs(
   shuffle_key: jax.Array,
   mask_key: jax.Array,
   lr_at_epoch: Callable[[jax.Array], jax.Array] | None = None,
+  epoch_end: Callable[[core.TrainState], core.TrainState] | None = None,
 ) -> tuple[core.TrainState, jax.Array]:
   """Trains one model for ``epochs`` epochs over its ``n`` (of ``n_pad``) samples.
 
@@ -87,6 +88,7 @@ def train_epochs(
     batch_size, epochs: static.
     shuffle_key, mask_key: the model's keys for shuffling and per-step draws.
     lr_at_epoch: optional learning rate of each epoch (a step schedule), set at its start.
+    epoch_end: optional state update after each epoch (FDS statistics).
 
   Returns:
     (final state, mean training loss of each epoch ``[epochs]``).
@@ -111,6 +113,8 @@ def train_epochs(
       return state, (metrics["loss"], valid[0])
 
     state, (step_losses, used) = jax.lax.scan(step_body, state, jnp.arange(steps))
+    if epoch_end is not None:
+      state = epoch_end(state)
     return state, jnp.sum(step_losses * used) / jnp.maximum(jnp.sum(used), 1)
 
   return jax.lax.scan(epoch_body, state, jnp.arange(epochs))

@@ -29,7 +29,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from regcls_jax import binning, core, losses, scan_train
+from regcls_jax import binning, core, fds, losses, scan_train
 from regcls_jax import methods as methods_lib
 from regcls_jax.data import synthetic1d
 from regcls_jax.grid1d import Chunk, DatasetCache, Run, dataset_id, group_methods, round_up
@@ -75,10 +75,21 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, tr
   tx = core.adam_l2(0.0, statics.weight_decay)
   state = core.init_state(params, tx, lam, scale)
   state = state.replace(opt_state=core.set_learning_rate(state.opt_state, lr))
+  with_fds = statics.methods == ("fds",)
+  if with_fds:  # per-bucket feature statistics, carried in the (not differentiated) hparams
+    buckets = binning.assign_classes_device(train["y"], priors["edges"])
+    buckets = jnp.where(jnp.arange(buckets.shape[0]) < train["n"], buckets, -1)  # padding: none
+    fds_state = fds.init(priors["edges"].shape[0] - 1, statics.hidden[-1])
+    state = state.replace(hparams={**state.hparams, "fds": fds_state})
 
   def loss_fn(model, batch, hparams, rng):
     del rng
-    pred, logits = model(batch["x"])
+    if with_fds:  # DIR's FDS: re-calibrate the features of each sample's bucket, then the head
+      h = model.features(batch["x"])
+      h = fds.calibrate(hparams["fds"], h, batch["bucket"])
+      pred, logits = model.reg_head(h)[..., 0], None
+    else:
+      pred, logits = model(batch["x"])
     objective = functools.partial(
       methods_lib.objective,
       pred=pred,
@@ -94,6 +105,8 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, tr
 
   def make_batch(idx, valid, step_key):
     batch = {"x": train["x"][idx][:, None], "y": train["y"][idx], "weight": valid}
+    if with_fds:
+      batch["bucket"] = jnp.maximum(buckets[idx], 0)
     if statics.num_classes:
       batch["cls"] = train["cls"][idx]
       if statics.balanced:  # Eq. 13: a fresh keep draw every time a sample is seen
@@ -111,10 +124,21 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, tr
     epochs=statics.epochs,
     shuffle_key=shuffle_key,
     mask_key=mask_key,
+    epoch_end=functools.partial(_fds_epoch_end, graphdef, train["x"], buckets)
+    if with_fds
+    else None,
   )
   score = functools.partial(_mse, graphdef, statics.methods, state.params, method, priors)
   metrics = {"train_loss": epoch_losses, "val_mse": score(val), "test_mse": score(test)}
   return state.params, metrics
+
+
+def _fds_epoch_end(graphdef, x, buckets, state: core.TrainState) -> core.TrainState:
+  """FDS's once-per-epoch update from the features of every training sample (padding has
+  bucket -1, which the per-bucket sums drop)."""
+  features = nnx.merge(graphdef, state.params).features(x[:, None])
+  stats = fds.update(state.hparams["fds"], features, buckets)
+  return state.replace(hparams={**state.hparams, "fds": stats})
 
 
 def _mse(graphdef, names, params, method, priors, split) -> jax.Array:

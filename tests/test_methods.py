@@ -237,3 +237,36 @@ def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
     _, m_alone = sweep.train_chunk(alone, cache, separate, mesh)
     np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-4)
     np.testing.assert_allclose(m_shared["test_mse"][i], m_alone["test_mse"][0], rtol=1e-4)
+
+
+def test_fds_epoch_end_statistics_skip_padding():
+  from flax import nnx
+
+  from regcls_jax import core, fds
+  from regcls_jax.models.mlp import MLP
+
+  graphdef, params = nnx.split(MLP(1, (6, 15), 0, rngs=nnx.Rngs(0)))
+  state = core.init_state(params, core.adam_l2(1e-3))
+  state = state.replace(hparams={**state.hparams, "fds": fds.init(4, 15)})
+  x = jnp.linspace(-1, 1, 12)
+  buckets = jnp.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, -1, -1])  # the last two are padding
+  out = sweep._fds_epoch_end(graphdef, x, buckets, state).hparams["fds"]
+  feats = np.asarray(nnx.merge(graphdef, params).features(x[:, None]))
+  for b in range(4):
+    rows = feats[np.asarray(buckets) == b]
+    np.testing.assert_allclose(out.running_mean[b], rows.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.running_var[b], rows.var(0, ddof=1), rtol=1e-4, atol=1e-6)
+
+
+def test_fds_is_plain_regression_until_its_first_update():
+  """FDS updates its statistics at each epoch's end and re-calibrates from the next epoch on:
+  after one epoch an FDS model equals the regression model, after three it does not."""
+  for epochs, same in ((1, True), (3, False)):
+    config = _tiny(methods=("reg", "fds"), epochs=epochs)
+    cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
+    mesh = sweep.make_mesh()
+    reg, fds_run = grid1d.plan_runs(config)
+    n = mesh.devices.size
+    _, m_reg = sweep.train_chunk(grid1d.Chunk("reg", (reg,) * n, 1), cache, config, mesh)
+    _, m_fds = sweep.train_chunk(grid1d.Chunk("fds", (fds_run,) * n, 1), cache, config, mesh)
+    assert (m_reg["test_mse"][0] == m_fds["test_mse"][0]) == same
