@@ -15,8 +15,10 @@ per-GPU statistics).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import signal
 import time
 
 import jax
@@ -214,7 +216,7 @@ def predict_split(config, s: Setup, state: core.TrainState, split: str) -> dict[
     pad = -n % n_local  # every process pads its own batch to its devices
     images = np.concatenate([batch["image"], np.repeat(batch["image"][-1:], pad, 0)])
     images = jax.make_array_from_process_local_data(data, images)
-    out = np.asarray(forward(state.params, state.model_state, images))
+    out = _host(forward(state.params, state.model_state, images))
     # Every process's rows, in process order: keep each process's first n rows.
     per_process = out.reshape(jax.process_count(), -1, *out.shape[1:])
     parts["pred"].append(per_process[jax.process_index()][:n])
@@ -266,14 +268,25 @@ def _checkpointers(workdir: str) -> tuple[checkpoint.Checkpointer, checkpoint.Ch
   )
 
 
+def _host(tree):
+  """Host (numpy) copies of replicated arrays: this process's first copy, which also works
+  when the array spans other processes' devices (multi-process runs)."""
+
+  def get(a):
+    return np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else a
+
+  return jax.tree.map(get, tree)
+
+
 def _save(ckpt, state, meta, data_iterator=None):
-  flat = checkpoint.flatten_state(jax.device_get(state))
+  """Every process calls this (Orbax saves collectively); each stores its own data iterator."""
+  flat = checkpoint.flatten_state(_host(state))
   ckpt.save(int(meta["step"]), {"state": flat}, meta, data_iterator=data_iterator)
 
 
 def _state_from(params: dict, s: Setup) -> core.TrainState:
-  """The replicated TrainState of a restored checkpoint's arrays."""
-  state = checkpoint.unflatten_state(jax.device_get(s.state), params["state"])
+  """The replicated TrainState of a restored checkpoint's arrays (every process restores)."""
+  state = checkpoint.unflatten_state(_host(s.state), params["state"])
   return jax.device_put(state, NamedSharding(s.mesh, P()))
 
 
@@ -294,8 +307,60 @@ def _tb_writer(workdir: str):
   return SummaryWriter(os.path.join(workdir, "tensorboard"))
 
 
+class _Preemption:
+  """Turns SIGTERM (a preempted TPU VM, ``scancel``, ``kill``) into a request to stop at the
+  next step boundary; with several processes they agree first, so all save the same step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread (e.g. a thread in a notebook): no handler
+      self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def agreed(self) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils
+
+    return bool(np.max(multihost_utils.process_allgather(np.array([self.requested]))))
+
+  def close(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _first_nonfinite(first: jax.Array, loss: jax.Array, step: jax.Array) -> jax.Array:
+  """The first step whose loss was NaN or inf (-1: none), tracked on the device without a
+  host sync per step."""
+  return jnp.where((first < 0) & ~jnp.isfinite(loss), step, first)
+
+
+class _MetricsLog:
+  """``metrics.jsonl`` in the workdir (process 0): one JSON line per logged step / epoch."""
+
+  def __init__(self, workdir: str):
+    self._path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
+
+  def write(self, **record) -> None:
+    if self._path:
+      with open(self._path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def run(config, workdir: str) -> dict:
-  """Trains, validates every epoch, keeps the best checkpoint; returns the best val metrics."""
+  """Trains, validates every epoch, keeps the best checkpoint; returns the best val metrics.
+
+  SIGTERM saves ``checkpoints/latest`` at the next step and returns (``meta['preempted']``);
+  the next run with the same workdir resumes from it. A NaN / inf loss raises
+  FloatingPointError naming the first such step, before anything of it is saved.
+  """
   prepare_workdir(workdir)
   s = setup(config)
   if jax.process_index() == 0:
@@ -309,16 +374,19 @@ def run(config, workdir: str) -> dict:
   if latest.latest_step() is not None:
     state, meta = _restore(latest, s, data_iterator=it)
     logging.info("resuming at step %d (epoch %d)", meta["step"], meta["epoch"])
-  writer = _tb_writer(workdir)
+  writer, log_file, preemption = _tb_writer(workdir), _MetricsLog(workdir), _Preemption()
   total = config.epochs * s.steps_per_epoch
   if config.max_steps:
     total = min(total, config.max_steps)
   rng = jax.random.key(config.seed)
   step, t0, seen, last_save = int(meta["step"]), time.perf_counter(), 0, time.perf_counter()
+  first_bad = jnp.array(-1, jnp.int32)
+  meta.pop("preempted", None)
   while step < total:
     batch = _device_batch(next(it), s.mesh, config.accum_steps)
     state, m = s.step_fn(state, batch, jax.random.fold_in(rng, step))
     step += 1
+    first_bad = _first_nonfinite(first_bad, m["loss"], jnp.int32(step))
     if seen == 0:  # the first step compiles: time the rate from the second on
       jax.block_until_ready(m["loss"])
       t0, seen = time.perf_counter(), 1e-9
@@ -327,26 +395,36 @@ def run(config, workdir: str) -> dict:
     log = step % config.log_every == 0 or step == total
     epoch_end = step % s.steps_per_epoch == 0 or step == total
     periodic = time.perf_counter() - last_save >= config.checkpoint_every_secs
-    if log or epoch_end or periodic:  # never log or save a non-finite state
-      loss = float(m["loss"])
-      if not np.isfinite(loss):
-        raise FloatingPointError(f"step {step}: loss is {loss}; the last good checkpoint is kept")
+    # With several processes the stop request is agreed on every 10 steps (a collective);
+    # alone, at every step.
+    stop = (jax.process_count() == 1 or step % 10 == 0 or log) and preemption.agreed()
+    if log or epoch_end or periodic or stop:  # never log or save a non-finite state
+      bad = int(_host(first_bad))
+      if bad >= 0:
+        raise FloatingPointError(
+          f"step {bad}: the training loss is not finite; stopped at step {step}, "
+          f"checkpoints/latest keeps the last good state (step {latest.latest_step() or 0})"
+        )
     if log:
       rate = seen / max(time.perf_counter() - t0, 1e-9)
       eta = (total - step) * config.data.batch_size * config.accum_steps / max(rate, 1e-9)
+      eta = format_seconds(eta) if seen >= 1 else "-"  # step 1 compiled: no rate yet
+      values = {k: float(_host(m[k])) for k in ("loss", "reg", "ce")}
       logging.info(
         "step %d/%d | loss %.4f (reg %.4f, ce %.4f) | %.1f img/s | ETA %s",
-        step, total, loss, float(m["reg"]), float(m["ce"]), rate, format_seconds(eta),
+        step, total, values["loss"], values["reg"], values["ce"], rate, eta,
       )  # fmt: skip
+      log_file.write(step=step, **values, img_per_s=rate)
       if writer:
-        for k in ("loss", "reg", "ce"):
-          writer.add_scalar(f"train/{k}", float(m[k]), step)
+        for k, v in values.items():
+          writer.add_scalar(f"train/{k}", v, step)
         writer.add_scalar("train/img_per_s", rate, step)
     meta["step"], meta["epoch"] = step, step // s.steps_per_epoch
     if epoch_end:
       result = split_metrics(config, s, predict_split(config, s, state, "val"))
       score = _score(config, result)
       meta["history"].append({"step": step, "val": result})
+      log_file.write(step=step, val=result)
       if writer:
         writer.add_scalar(f"val/{'_'.join(_task(config).selection)}", score, step)
       if meta["best"] is None or score < meta["best"]["score"]:
@@ -355,9 +433,18 @@ def run(config, workdir: str) -> dict:
       logging.info("epoch %d: val %s = %.4f (best %.4f at step %d)", meta["epoch"],
                    "/".join(_task(config).selection), score, meta["best"]["score"],
                    meta["best"]["step"])  # fmt: skip
-    if epoch_end or periodic:
+    if stop and step < total:
+      meta["preempted"] = True  # saved with the checkpoint; the resumed run drops it
+    if epoch_end or periodic or stop:
       _save(latest, state, meta, data_iterator=it)
       last_save = time.perf_counter()
+    if meta.get("preempted"):
+      logging.warning(
+        "SIGTERM: stopped at step %d/%d and saved %s; run the same command again to resume",
+        step, total, latest.directory,
+      )  # fmt: skip
+      break
+  preemption.close()
   latest.close()
   best.close()
   if writer:
@@ -376,6 +463,9 @@ def evaluate(config, workdir: str) -> dict:
     pred = predict_split(config, s, state, split)
     result = split_metrics(config, s, pred)
     out[split] = result
+    logging.info("%s: %s", split, json.dumps(result["all"]))
+    if jax.process_index() != 0:  # every process computed the metrics; process 0 writes
+      continue
     with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
       json.dump({"step": meta["step"], "metrics": result}, f, indent=2)
     keys = ("mae", "mse", "gm") if config.experiment == "imdbwiki" else metrics_keys()
@@ -389,7 +479,6 @@ def evaluate(config, workdir: str) -> dict:
     else:
       np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=pred["pred"],
                label=pred["label"])  # fmt: skip
-    logging.info("%s: %s", split, json.dumps(result["all"]))
   return out
 
 

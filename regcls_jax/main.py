@@ -64,9 +64,13 @@ def main(argv):
   runtime.configure()
   import jax
 
-  # Multi-host runs (TPU pods, SLURM) set these; a single process needs nothing.
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_NTASKS", "1") != "1":
-    jax.distributed.initialize()
+  # Multi-process runs (launch/: local, TPU pod, SLURM) say so in the environment.
+  try:
+    runtime.init_distributed()
+  except ValueError as e:
+    _fail(str(e))
+  if jax.process_index() != 0:  # one log for the run: process 0's (warnings from everyone)
+    logging.set_verbosity(logging.WARNING)
 
   from regcls_jax import train
 
@@ -82,8 +86,8 @@ def main(argv):
       train.train_and_evaluate(config, workdir)
     else:
       train.evaluate(config, workdir)
-  except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-    _fail(str(e))  # bad input: one line naming what is wrong, no traceback
+  except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as e:
+    _fail(str(e))  # bad input or a diverged run: one line naming what is wrong, no traceback
 
 
 if __name__ == "__main__":

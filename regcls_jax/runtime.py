@@ -25,3 +25,38 @@ def configure(num_cpu_devices: int | None = None, cache_dir: str | None = None) 
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+# The local launcher (launch/local.py) names the cluster with these; TPU pods and SLURM jobs
+# set REGCLS_DISTRIBUTED=auto and let JAX detect it (launch/tpu_pod.sh, launch/slurm.sbatch).
+COORDINATOR_ENV = "REGCLS_COORDINATOR"
+NUM_PROCESSES_ENV = "REGCLS_NUM_PROCESSES"
+PROCESS_ID_ENV = "REGCLS_PROCESS_ID"
+AUTO_ENV = "REGCLS_DISTRIBUTED"
+
+
+def init_distributed() -> bool:
+  """Joins a multi-process JAX run (``jax.distributed``) when the environment asks for one.
+
+  Returns True when this process is part of a multi-process run. Must run before JAX's
+  backends start (before the first device query).
+  """
+  env = os.environ
+  if env.get(COORDINATOR_ENV):
+    missing = [k for k in (NUM_PROCESSES_ENV, PROCESS_ID_ENV) if not env.get(k)]
+    if missing:
+      raise ValueError(f"{COORDINATOR_ENV} is set but {', '.join(missing)} is not")
+    jax.distributed.initialize(
+      coordinator_address=env[COORDINATOR_ENV],
+      num_processes=int(env[NUM_PROCESSES_ENV]),
+      process_id=int(env[PROCESS_ID_ENV]),
+    )
+    return True
+  if (
+    env.get(AUTO_ENV) == "auto"
+    or env.get("JAX_COORDINATOR_ADDRESS")
+    or env.get("SLURM_NTASKS", "1") != "1"
+  ):
+    jax.distributed.initialize()  # TPU pod, SLURM or Open MPI: JAX detects the cluster
+    return True
+  return False

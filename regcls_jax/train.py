@@ -6,6 +6,7 @@ functions directly, the CLI (`main.py`) only parses flags.
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 
 from regcls_jax import experiment1d, experiment_breakfast, image_experiment
@@ -18,11 +19,21 @@ _EXPERIMENTS = {
 }
 
 
+# Families whose programs shard models over the local devices of ONE process (minutes on a
+# CPU); only the image trainer spans processes.
+_SINGLE_PROCESS = ("synthetic1d", "breakfast")
+
+
 def _experiment(config: ml_collections.ConfigDict):
   name = config.get("experiment")
   if name not in _EXPERIMENTS:
     raise ValueError(
       f"config.experiment: unknown experiment {name!r}; expected one of {sorted(_EXPERIMENTS)}"
+    )
+  if name in _SINGLE_PROCESS and jax.process_count() > 1:
+    raise ValueError(
+      f"config.experiment={name} runs in one process (its models are sharded over that "
+      f"process's devices); start it without a multi-process launcher"
     )
   return _EXPERIMENTS[name]
 

@@ -85,10 +85,26 @@ def data_dir(data: ml_collections.ConfigDict) -> str:
 
 
 def prepare(data: ml_collections.ConfigDict):
-  """The prepared TFDS builder of ``data.name`` read from ``data_dir(data)``."""
+  """The prepared TFDS builder of ``data.name`` read from ``data_dir(data)``.
+
+  With several JAX processes, process 0 writes the fixture (if any) and prepares the shards
+  first while the others wait at a barrier, then they open what it wrote: on a shared
+  filesystem two processes never build the same directory (on host-local disks each host's
+  process builds its own copy after the barrier).
+  """
   spec = _dataset(data)
-  path = data_dir(data)
-  return common.prepare(spec.builder, path, data.tfds_dir, spec.module.source_files(path))
+
+  def build():
+    path = data_dir(data)
+    return common.prepare(spec.builder, path, data.tfds_dir, spec.module.source_files(path))
+
+  if jax.process_count() == 1:
+    return build()
+  from jax.experimental import multihost_utils
+
+  builder = build() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"regcls_jax prepared {data.name}")
+  return builder if builder is not None else build()
 
 
 def split_name(data: ml_collections.ConfigDict, split: str) -> str:
@@ -210,13 +226,21 @@ def make_loader(
     # Grain's worker processes read absl flags; scripts and notebooks that never ran
     # absl.app would otherwise fail in the first worker.
     flags.FLAGS.mark_as_parsed()
+  sampler = make_sampler(builder, data, split, train)
+  if train:  # every process reads its block of each global batch (same batches at any count)
+    sampler = samplers.ProcessBlockSampler(
+      sampler, global_batch, jax.process_index(), jax.process_count()
+    )
+    shard_options = grain.sharding.NoSharding()
+  else:  # ordered passes: each process reads every process_count-th record
+    shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=False)
   return grain.DataLoader(
     data_source=source,
-    sampler=make_sampler(builder, data, split, train),
+    sampler=sampler,
     operations=ops,
     worker_count=worker_count(data),
     worker_buffer_size=data.worker_buffer_size,
-    shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=train),
+    shard_options=shard_options,
     read_options=grain.ReadOptions(
       num_threads=data.read_threads, prefetch_buffer_size=data.read_buffer
     ),

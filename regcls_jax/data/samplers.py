@@ -158,3 +158,38 @@ class EpochSampler:
     key = int(self.epoch_keys(epoch)[pos])
     rng = np.random.Generator(np.random.Philox(key=self._seed + index))
     return grain.RecordMetadata(index=index, record_key=key, rng=rng)
+
+
+class ProcessBlockSampler:
+  """One process's view of a global sampler: block ``process_index`` of every global batch.
+
+  Global batch ``b`` is positions ``[b * B, (b + 1) * B)`` of the global sequence; process ``p``
+  of ``P`` reads ``[b * B + p * B / P, b * B + (p + 1) * B / P)`` of it. Concatenating the
+  processes' local batches in process order (`jax.make_array_from_process_local_data`) so gives
+  exactly the batch one process would read, with every row on the same device of the global
+  mesh: a run's batches do not depend on how many hosts feed it. (Grain's `ShardByJaxProcess`
+  strides the sequence instead, which changes each device's rows with the process count.)
+  """
+
+  def __init__(self, sampler, global_batch: int, process_index: int, process_count: int):
+    if global_batch % process_count:
+      raise ValueError(
+        f"global batch {global_batch} is not divisible by the {process_count} processes"
+      )
+    self._inner = sampler
+    self._global = global_batch
+    self._local = global_batch // process_count
+    self._offset = process_index * self._local
+    self._repr = (
+      f"ProcessBlockSampler({sampler!r}, {global_batch}, {process_index}/{process_count})"
+    )
+
+  def __len__(self) -> int:
+    return len(self._inner) // self._global * self._local
+
+  def __repr__(self) -> str:
+    return self._repr
+
+  def __getitem__(self, index: int) -> grain.RecordMetadata:
+    batch, pos = divmod(index, self._local)
+    return self._inner[batch * self._global + self._offset + pos]
