@@ -34,7 +34,9 @@ def free_port() -> int:
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   if "--" not in argv:
-    sys.exit(f"error: missing '--' before the arguments of regcls_jax.main\nusage: {USAGE}")
+    print(f"error: missing '--' before the arguments of regcls_jax.main\nusage: {USAGE}",
+          file=sys.stderr)  # fmt: skip
+    sys.exit(2)
   split = argv.index("--")
   parser = argparse.ArgumentParser(usage=USAGE, description=__doc__.split("\n")[0])
   parser.add_argument("--num_processes", type=int, required=True, help="processes to start")

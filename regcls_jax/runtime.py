@@ -45,7 +45,8 @@ def init_distributed() -> bool:
   if env.get(COORDINATOR_ENV):
     missing = [k for k in (NUM_PROCESSES_ENV, PROCESS_ID_ENV) if not env.get(k)]
     if missing:
-      raise ValueError(f"{COORDINATOR_ENV} is set but {', '.join(missing)} is not")
+      verb = "is" if len(missing) == 1 else "are"
+      raise ValueError(f"{COORDINATOR_ENV} is set but {' and '.join(missing)} {verb} not")
     jax.distributed.initialize(
       coordinator_address=env[COORDINATOR_ENV],
       num_processes=int(env[NUM_PROCESSES_ENV]),

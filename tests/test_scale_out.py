@@ -130,3 +130,62 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
   assert meta["step"] < bad_step
   assert all(np.all(np.isfinite(v)) for v in state.values())
   assert f"last good state (step {meta['step']})" in last
+
+
+def _run(cmd, env=None):
+  return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_tpu_pod_launcher_runs_the_same_command_on_every_worker():
+  out = _run(["bash", "launch/tpu_pod.sh", "--tpu=pod", "--zone=us-central2-b", "--project=p",
+              "--source=https://example.org/regcls-jax.git", "--dry_run", "--",
+              "--config=configs/imdbwiki.py:k=10", "--workdir=/mnt/shared/age"])  # fmt: skip
+  assert out.returncode == 0, out.stderr
+  cmd = out.stdout
+  assert cmd.startswith("gcloud compute tpus tpu-vm ssh pod --zone=us-central2-b --worker=all")
+  assert "--project=p" in cmd and "REGCLS_DISTRIBUTED=auto" in cmd
+  assert "git clone -q https://example.org/regcls-jax.git" in cmd
+  assert (
+    "python -m regcls_jax.main --config=configs/imdbwiki.py:k=10 --workdir=/mnt/shared/age" in cmd
+  )
+
+
+@pytest.mark.parametrize(
+  "args,needle",
+  [
+    (["--zone=z", "--source=s", "--", "--config=c", "--workdir=w"], "--tpu is required"),
+    (["--tpu=t", "--source=s", "--", "--config=c", "--workdir=w"], "--zone is required"),
+    (["--tpu=t", "--zone=z", "--", "--config=c", "--workdir=w"], "--source is required"),
+    (["--tpu=t", "--zone=z", "--source=s"], "missing '-- --config=... --workdir=...'"),
+    (["--tpu=t", "--zone=z", "--source=s", "--", "--config=c"], "need --workdir"),
+    (["--tpu=t", "--zone=z", "--source=s", "--nodes=3"], "unknown argument '--nodes=3'"),
+  ],
+)
+def test_tpu_pod_launcher_names_what_is_missing(args, needle):
+  out = _run(["bash", "launch/tpu_pod.sh", *args])
+  assert out.returncode == 2 and needle in out.stderr.splitlines()[0], out.stderr
+
+
+def test_slurm_script_names_what_is_missing(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k not in ("CONFIG", "WORKDIR", "VENV")}
+  out = _run(["bash", "launch/slurm.sbatch"], env=env)
+  assert out.returncode == 2 and out.stderr.startswith("error: CONFIG is required")
+  out = _run(["bash", "launch/slurm.sbatch"], env={**env, "CONFIG": "configs/imdbwiki.py"})
+  assert out.returncode == 2 and out.stderr.startswith("error: WORKDIR is required")
+  bad_venv = {**env, "CONFIG": "c", "WORKDIR": str(tmp_path), "VENV": str(tmp_path / "nope")}
+  out = _run(["bash", "launch/slurm.sbatch"], env=bad_venv)
+  assert out.returncode == 2 and "has no bin/activate" in out.stderr
+
+
+def test_local_launcher_and_main_name_what_is_missing(tmp_path):
+  out = _run([sys.executable, "launch/local.py", "--num_processes=2"])
+  assert out.returncode == 2 and "missing '--'" in out.stderr
+  out = _run([sys.executable, "launch/local.py", "--num_processes=2", "--", "--config=c"])
+  assert out.returncode == 2 and "must include --workdir" in out.stderr
+  env = {**os.environ, "REGCLS_COORDINATOR": "127.0.0.1:1"}
+  env.pop("REGCLS_NUM_PROCESSES", None)
+  out = _run([sys.executable, "-m", "regcls_jax.main", AGE, f"--workdir={tmp_path}"], env=env)
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines()[-1] == (
+    "error: REGCLS_COORDINATOR is set but REGCLS_NUM_PROCESSES and REGCLS_PROCESS_ID are not"
+  )
