@@ -44,18 +44,26 @@ def _final_state(workdir):
 def test_two_processes_of_two_devices_match_one_process_of_four(fixture_root, tfds_root, tmp_path):
   """jax.distributed over loopback: 2 processes x 2 CPU devices train the same global batches
   as 1 process x 4 devices (each process reads its block of every batch), so the loss curve
-  is the same up to the order of cross-process sums; checkpoints and eval work across them."""
-  common = [AGE, *_data_flags(fixture_root, tfds_root), "--config.max_steps=6",
-            "--config.log_every=1"]  # fmt: skip
+  is the same up to the order of cross-process sums. The 2-process run is interrupted after
+  step 3 and resumed: both processes save the checkpoint together and both restore it (with
+  their own data iterators); validation gathers both processes' predictions."""
+  common = [AGE, *_data_flags(fixture_root, tfds_root), "--config.log_every=1"]
   launcher = [sys.executable, "launch/local.py", "--num_processes=2", "--devices_per_process=2"]
-  two = subprocess.run(
-    [*launcher, "--", *common, f"--workdir={tmp_path / 'two'}"],
-    cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-  )  # fmt: skip
-  assert two.returncode == 0, two.stderr[-3000:]
-  assert "[process 1]" in two.stderr and "[process 0]" in two.stderr
+  for extra in (["--config.max_steps=3", "--config.checkpoint_every_secs=0"],
+                ["--config.max_steps=6"]):  # fmt: skip
+    two = subprocess.run(
+      [*launcher, "--", *common, *extra, f"--workdir={tmp_path / 'two'}"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+  assert "[process 0]" in two.stderr and "[process 0] I" in two.stderr
+  assert "resuming at step 3" in two.stderr
+  lines = two.stderr.splitlines()  # the trainer's log lines come from process 0 only
+  assert any(x.startswith("[process 0] I") and "image_experiment" in x for x in lines)
+  assert not any(x.startswith("[process 1] I") and "image_experiment" in x for x in lines)
   one = subprocess.run(
-    [sys.executable, "-m", "regcls_jax.main", *common, f"--workdir={tmp_path / 'one'}"],
+    [sys.executable, "-m", "regcls_jax.main", *common, "--config.max_steps=6",
+     f"--workdir={tmp_path / 'one'}"],
     cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=_env(4),
   )  # fmt: skip
   assert one.returncode == 0, one.stderr[-3000:]
