@@ -83,7 +83,7 @@ def test_rmse_by_hand(frames_and_config):
   pred = np.asarray(model.predict(frames.features[test]))
   want = np.sqrt(np.mean((pred - frames.percent[test]) ** 2))
   got = progress_program._rmse(
-    progress_program._graphdef(statics), params, frames.features, frames.percent,
+    progress_program._graphdef(statics), "reg", {}, params, frames.features, frames.percent,
     np.concatenate([test, np.zeros(5, np.int64)]), len(test),
   )  # fmt: skip
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
