@@ -196,11 +196,7 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=8)
   fig.suptitle("reg vs reg+cls on the 1D functions (gap = reg − reg+cls)")
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  os.replace(tmp, path)
+  _save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +282,13 @@ def plot_methods(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.suptitle("reg, reg+cls and the imbalanced-regression baselines on the 1D functions")
+  _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> None:
+  """Lays out, writes atomically (a temporary file renamed over ``path``) and closes ``fig``."""
+  import matplotlib.pyplot as plt
+
   fig.tight_layout()
   tmp = path + ".tmp.png"
   fig.savefig(tmp, dpi=120)
