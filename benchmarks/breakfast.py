@@ -19,7 +19,7 @@ def synthetic_frames(num_frames: int, seed: int = 0):
   """A `Frames` of the real dataset's shape: 1,712 videos over 4 groups and 10 activities."""
   import numpy as np
 
-  from regcls_jax.experiment_breakfast import Frames
+  from regcls_jax.families.breakfast.frames import Frames
 
   rng = np.random.default_rng(seed)
   num_videos = 1712
@@ -44,22 +44,22 @@ def main() -> None:
   parser.add_argument("--devices", type=int, default=None, help="CPU devices (default: cores)")
   args = parser.parse_args()
 
-  from regcls_jax import runtime
+  from regcls_jax.train_lib import runtime
 
   runtime.configure(num_cpu_devices=args.devices)
   import jax
 
-  from regcls_jax import experiment_breakfast as xb
-  from regcls_jax import progress_program, sweep
-  from regcls_jax.config_utils import load_config
+  from regcls_jax.families.breakfast import plan, program
+  from regcls_jax.train_lib import sharding
+  from regcls_jax.train_lib.config import load_config
 
   config = load_config("configs/breakfast.py")
   paper_epochs = config.epochs
   config.unlock()
   config.epochs = args.epochs
   frames = synthetic_frames(args.frames)
-  models = xb.plan_models(config)
-  mesh = sweep.make_mesh()
+  models = plan.plan_models(config)
+  mesh = sharding.models_mesh()
   features = jax.device_put(frames.features)
   targets = jax.device_put(frames.percent)
   print(f"{len(frames.group):,} frames, {len(models)} models per method, "
@@ -67,13 +67,13 @@ def main() -> None:
   print(f"{'method':<8} {'compile+run s':>14} {'s/epoch':>8} {f'{paper_epochs} epochs s':>12}")
   total = 0.0
   for method in ("reg", "regcls"):
-    inputs = xb._method_inputs(config, frames, models, method, mesh.devices.size)
-    statics = xb.statics_for(config, method)
+    inputs = plan.method_inputs(config, frames, models, method, mesh.devices.size)
+    statics = plan.statics_for(config, method)
     t = time.perf_counter()
-    jax.block_until_ready(progress_program.train(statics, mesh, features, targets, *inputs))
+    jax.block_until_ready(program.train(statics, mesh, features, targets, *inputs))
     first = time.perf_counter() - t
     t = time.perf_counter()
-    jax.block_until_ready(progress_program.train(statics, mesh, features, targets, *inputs))
+    jax.block_until_ready(program.train(statics, mesh, features, targets, *inputs))
     per_epoch = (time.perf_counter() - t) / args.epochs
     total += per_epoch * paper_epochs
     print(f"{method:<8} {first:>14.1f} {per_epoch:>8.2f} {per_epoch * paper_epochs:>12.1f}")

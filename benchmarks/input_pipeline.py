@@ -43,8 +43,8 @@ def main() -> None:
 
   from absl import logging
 
-  from regcls_jax.config_utils import load_config
   from regcls_jax.data import fixtures, pipeline
+  from regcls_jax.train_lib.config import load_config
 
   logging.set_verbosity(logging.ERROR)
   files = {"imdb_wiki": "imdbwiki", "nyud2": "nyud2", "breakfast": "breakfast"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from regcls_jax import runtime
+from regcls_jax.train_lib import runtime
 
 
 def main() -> None:
@@ -29,21 +29,22 @@ def main() -> None:
 
   import jax
 
-  from regcls_jax import grid1d, sweep
-  from regcls_jax.config_utils import load_config
   from regcls_jax.data import synthetic1d
+  from regcls_jax.families.synthetic1d import plan, program
+  from regcls_jax.train_lib import sharding
+  from regcls_jax.train_lib.config import load_config
 
   config = load_config("configs/synthetic1d.py", "grid=paper")
   if args.logits_budget:
     config.logits_budget = args.logits_budget
   paper_epochs = config.epochs
   config.epochs = args.epochs
-  mesh = sweep.make_mesh()
-  runs = grid1d.plan_runs(config)
-  cache = grid1d.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  runs = plan.plan_runs(config)
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
   t0 = time.perf_counter()
   # Generates every dataset of the grid (their sizes order each group, as in a real run).
-  chunks = grid1d.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
+  chunks = plan.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
   data_secs = time.perf_counter() - t0
   num_datasets = len({r.dataset for r in runs})
 
@@ -67,11 +68,11 @@ def main() -> None:
       continue
     # The group's middle chunk (groups are ordered by dataset size): paper-size real data.
     chunk = members[len(members) // 2]
-    sweep.train_chunk(chunk, cache, config, mesh)  # compile
+    program.train_chunk(chunk, cache, config, mesh)  # compile
     times = []
     for _ in range(args.repeats):  # the minimum of a few runs: shared machines are noisy
       t = time.perf_counter()
-      sweep.train_chunk(chunk, cache, config, mesh)
+      program.train_chunk(chunk, cache, config, mesh)
       times.append(time.perf_counter() - t)
     secs = min(times) * paper_epochs / args.epochs
     n = sum(c.num_real for c in members)

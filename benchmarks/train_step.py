@@ -3,7 +3,7 @@
   python benchmarks/train_step.py                      # paper batch sizes (256 / 16 x 2)
   python benchmarks/train_step.py --age_batch=8 --depth_batch=2 --steps=3   # a CPU-sized run
 
-Builds each model with the reg+cls head (K=100) exactly as `image_experiment.setup` does, times
+Builds each model with the reg+cls head (K=100) exactly as `families/images/setup.py` does, times
 ``--steps`` jitted steps after a warm-up, first on one batch kept on the device (the step's own
 rate), then fed by the real Grain train pipeline (decode, augmentation, keep masks, host to
 device), and prints both rates and their ratio. The Grain input reads the fixture datasets (the
@@ -47,16 +47,17 @@ def main() -> None:
 
   flags.FLAGS.mark_as_parsed()
   logging.set_verbosity(logging.ERROR)
-  from regcls_jax import runtime
+  from regcls_jax.train_lib import runtime
 
   runtime.configure()
   import itertools
 
   import jax
 
-  from regcls_jax import image_experiment
-  from regcls_jax.config_utils import load_config
   from regcls_jax.data import fixtures, pipeline
+  from regcls_jax.families.images import setup as setup_lib
+  from regcls_jax.train_lib import sharding
+  from regcls_jax.train_lib.config import load_config
 
   tmp = tempfile.mkdtemp(prefix="regcls_step_")
   print(f"JAX {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}")
@@ -77,15 +78,15 @@ def main() -> None:
     config.data.tfds_dir = os.path.join(tmp, "tfds")
     config.data.batch_size = batch
     config.data.worker_count = args.workers
-    s = image_experiment.setup(config)
+    s = setup_lib.setup(config)
     per_step = batch * config.accum_steps
     loader = pipeline.make_loader(s.builder, config, "train", s.classes, batch_size=per_step)
     host = iter(loader)
-    first = image_experiment._device_batch(next(host), s.mesh, config.accum_steps)
+    first = sharding.device_batch(next(host), s.mesh, config.accum_steps)
     synthetic, state = _time_steps(
       s.step_fn, s.state, itertools.repeat(first), args.steps, per_step
     )
-    fed = (image_experiment._device_batch(b, s.mesh, config.accum_steps) for b in host)
+    fed = (sharding.device_batch(b, s.mesh, config.accum_steps) for b in host)
     grain_rate, _ = _time_steps(s.step_fn, state, fed, args.steps, per_step)
     label = f"{batch}" if config.accum_steps == 1 else f"{batch}x{config.accum_steps}"
     ratio = grain_rate / synthetic

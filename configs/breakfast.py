@@ -17,11 +17,11 @@ checkpoint; ``--mode=eval`` recomputes every RMSE from it.
 Variants, combined with commas: split=s1|s2|s3|s4 (one split only), target=percent|frames,
 balanced (reg+cls with equalised classes and Eq. 13 masks instead of uniform classes), both
 (reg, reg+cls and reg+cls bal.), methods (reg, reg+cls and the baselines of
-regcls_jax/methods.py: LDS, Focal-R, BMC, GAI, BNI, two-hot, HL-Gauss; settings in
+regcls_jax/method/registry.py: LDS, Focal-R, BMC, GAI, BNI, two-hot, HL-Gauss; settings in
 config.peers), runlocal (the tiny fixture in ~/.cache/regcls_jax/fixtures/breakfast, batch 32,
 lr 1e-2; seconds).
 
-Hyper-parameters (shared/spec/UPSTREAM.md): Adam lr 1e-4, 40 epochs, lr x0.1 at epoch 30,
+Hyper-parameters (the authors' Breakfast code): Adam lr 1e-4, 40 epochs, lr x0.1 at epoch 30,
 loss lam * summed MSE + CE with lam 1e-3 for percent targets. Not in the spec, so chosen here
 and to be tuned on held-out training videos (never on test): batch size 256, and lam 1e-6 for
 frame targets (about 1000x larger squared errors than percent). The paper (Tab. 5, S1-S4
@@ -32,7 +32,8 @@ data of the real dataset's size.
 
 import ml_collections
 
-from regcls_jax import config_utils
+from regcls_jax.data.config import data_config
+from regcls_jax.train_lib import config as config_lib
 
 VARIANTS = {
   "split": ("s1", "s2", "s3", "s4"),
@@ -45,11 +46,11 @@ VARIANTS = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = config_utils.parse_variants(arg, VARIANTS, "configs/breakfast.py")
+  variants = config_lib.parse_variants(arg, VARIANTS, "configs/breakfast.py")
   c = ml_collections.ConfigDict()
   c.experiment = "breakfast"
   split = variants.get("split", "s1")
-  c.data = config_utils.data_config(
+  c.data = data_config(
     "breakfast",
     batch_size=256,
     split=split,  # the Grain loader's split; the experiment trains every split in c.splits
@@ -64,11 +65,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.methods = ("reg", "regcls_bal")
   if variants.get("both"):
     c.methods = ("reg", "regcls", "regcls_bal")
-  if variants.get("methods"):  # every method of regcls_jax/methods.py side by side
+  if variants.get("methods"):  # every method of the registry side by side
     c.methods = ("reg", "regcls", "lds", "focal_r", "bmc", "gai", "bni", "two_hot", "hl_gauss")
-  # The baselines' settings (methods.Settings, shared/spec/PEERS.md): Balanced MSE with a fixed
+  # The baselines' settings (registry.Settings, docs/baselines.md): Balanced MSE with a fixed
   # sigma of 10 (IMDB-WIKI's initial value, on a 0-100 target; scale it for frame targets).
-  c.peers = config_utils.peers_config(bmse_sigma=10.0)
+  c.peers = config_lib.peers_config(bmse_sigma=10.0)
   c.num_classes = 100
   c.balanced = bool(variants.get("balanced"))  # what the data pipeline's classes use
   c.rebalance = False

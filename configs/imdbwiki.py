@@ -22,18 +22,20 @@ Expected (paper Tab. 3, MAE all / many / med / few): reg 8.09 / 7.23 / 15.48 / 2
 
 import ml_collections
 
-from regcls_jax import config_utils
+from regcls_jax.data.config import data_config
+from regcls_jax.families.images import config_fields
+from regcls_jax.train_lib import config as config_lib
 
-VARIANTS = config_utils.IMAGE_VARIANTS
+VARIANTS = config_fields.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = config_utils.parse_variants(arg, VARIANTS, "configs/imdbwiki.py")
+  variants = config_lib.parse_variants(arg, VARIANTS, "configs/imdbwiki.py")
   c = ml_collections.ConfigDict()
   c.experiment = "imdbwiki"
   c.seed = 0
-  c.data = config_utils.data_config("imdb_wiki", batch_size=256)
-  config_utils.image_training_fields(c, variants, lr=1e-3, epochs=90, lr_decay_epochs=(60, 80))
+  c.data = data_config("imdb_wiki", batch_size=256)
+  config_fields.training_fields(c, variants, lr=1e-3, epochs=90, lr_decay_epochs=(60, 80))
   # DIR's IMDB-WIKI settings: constant LDS padding, Focal-R on L1, an 8-component GMM (GAI);
   # Balanced MSE's sigma fixed at its IMDB initial value.
   c.peers.update(dict(lds_padding="constant", focal_kind="l1", gmm_components=8, bmse_sigma=10.0))

@@ -23,20 +23,20 @@ lent); the reference trains at 59 img/s (bf16), `benchmarks/train_step.py` gives
 
 import ml_collections
 
-from regcls_jax import config_utils
+from regcls_jax.data.config import data_config
+from regcls_jax.families.images import config_fields
+from regcls_jax.train_lib import config as config_lib
 
-VARIANTS = config_utils.IMAGE_VARIANTS
+VARIANTS = config_fields.VARIANTS
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = config_utils.parse_variants(arg, VARIANTS, "configs/nyud2.py")
+  variants = config_lib.parse_variants(arg, VARIANTS, "configs/nyud2.py")
   c = ml_collections.ConfigDict()
   c.experiment = "nyud2"
   c.seed = 0
-  c.data = config_utils.data_config("nyud2", batch_size=16)
-  config_utils.image_training_fields(
-    c, variants, lr=1e-4, epochs=5, lr_decay_epochs=(), accum_steps=2
-  )
+  c.data = data_config("nyud2", batch_size=16)
+  config_fields.training_fields(c, variants, lr=1e-4, epochs=5, lr_decay_epochs=(), accum_steps=2)
   # DIR's NYUD2 settings: reflect LDS padding, a 16-component GMM, sigma 1 (Balanced MSE's).
   c.peers.update(dict(lds_padding="reflect", focal_kind="mse", gmm_components=16, bmse_sigma=1.0))
   if variants.get("rebalance"):

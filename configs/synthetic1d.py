@@ -16,7 +16,7 @@ Other variants, combined with commas (``:grid=paper,balanced``):
   grid=tiny       a few seconds; what the tests run.
   balanced        equalised classes (Eq. 12) with keep masking (Eq. 13) instead of uniform ones.
   both            uniform and balanced classes side by side (paper Tab. 1).
-  grid=methods    the default grid's datasets, every method of regcls_jax/methods.py side by
+  grid=methods    the default grid's datasets, every method of regcls_jax/method/registry.py side by
                   side (reg, LDS, Focal-R, BMC, GAI, BNI, FDS, reg+cls, two-hot, HL-Gauss; K=64
                   for the methods with a K-way head); writes methods.md and methods.png too.
 
@@ -32,16 +32,17 @@ ood within +-0.08. The paper grid (39 min): docs/results/paper_grid/summary.md.
 
 import ml_collections
 
-from regcls_jax import config_utils, methods
+from regcls_jax.method import registry
+from regcls_jax.train_lib import config as config_lib
 
-# The demo script's per-scenario hyper-parameters (shared/spec/UPSTREAM.md).
+# The per-scenario hyper-parameters of the authors' 1D demo script.
 PAPER_LAMBDAS = {"clean": 1e2, "noisy": 1e3, "ood": 1e4}
 PAPER_LRS = {"clean": 1e-3, "noisy": 1e-2, "ood": 1e-4}
 VARIANTS = {"grid": ("tiny", "default", "paper", "methods"), "balanced": None, "both": None}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variants = config_utils.parse_variants(arg, VARIANTS, "configs/synthetic1d.py")
+  variants = config_lib.parse_variants(arg, VARIANTS, "configs/synthetic1d.py")
   grid = variants.get("grid", "default")
   c = ml_collections.ConfigDict()
   c.experiment = "synthetic1d"
@@ -58,12 +59,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.lam = ml_collections.ConfigDict({k: (v,) for k, v in PAPER_LAMBDAS.items()})
   c.lr = ml_collections.ConfigDict(dict(PAPER_LRS))
   c.scale = 1.0  # the global loss scale s of L = s * (lam * MSE + CE)
-  # The baselines' settings (methods.Settings; shared/spec/PEERS.md). Focal-R in its MSE form,
+  # The baselines' settings (registry.Settings; docs/baselines.md). Focal-R in its MSE form,
   # the 1D regression loss being MSE; LDS / BNI over 100 bins of the training range; Balanced
   # MSE's fixed sigma 0.1 (the generator's noise std; the best mean val MSE of 0.03 / 0.1 / 0.3
   # on 5 functions; sigma 1, Balanced MSE's NYUD2 value, exceeds the labels' spread and drove
   # the predictions apart: test MSE 3-8).
-  c.peers = config_utils.peers_config(focal_kind="mse", bmse_sigma=0.1)
+  c.peers = config_lib.peers_config(focal_kind="mse", bmse_sigma=0.1)
   # Train the methods of one parameter shape in one program (a per-model method index picks
   # the loss). Every method's loss is then computed for every model, so this pays off for
   # cheap losses only; False gives each method its own program.
@@ -89,7 +90,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.versions = (0, 1)
     c.num_classes = (4, 64)
   if grid == "methods":
-    c.methods = methods.METHODS
+    c.methods = registry.METHODS
     c.num_classes = (64,)
   elif grid == "tiny":
     c.scenarios = ("clean",)

@@ -9,8 +9,9 @@ each feeding its shard of every global batch, collectives between processes (Glo
       --config=configs/imdbwiki.py:runlocal --workdir=/tmp/age_2x2
 
 Output lines are prefixed with ``[process i]``. SIGTERM / SIGINT are forwarded to every
-process (which save a checkpoint and stop, see image_experiment.run); if one process fails the
-others are stopped. The exit status is the first non-zero status of a process, else 0.
+process (which save a checkpoint and stop, see regcls_jax/families/images/trainer.py); if one
+process fails the others are stopped. The exit status is the first non-zero status of a
+process, else 0.
 """
 
 from __future__ import annotations

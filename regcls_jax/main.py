@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from regcls_jax import runtime
+from regcls_jax.train_lib import runtime
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -72,7 +72,7 @@ def main(argv):
   if jax.process_index() != 0:  # one log for the run: process 0's (warnings from everyone)
     logging.set_verbosity(logging.WARNING)
 
-  from regcls_jax import train
+  from regcls_jax import families
 
   workdir = FLAGS.workdir
   config = FLAGS.config
@@ -83,9 +83,9 @@ def main(argv):
   logging.info("JAX %s, devices: %s", jax.__version__, jax.devices())
   try:
     if FLAGS.mode == "train":
-      train.train_and_evaluate(config, workdir)
+      families.train_and_evaluate(config, workdir)
     else:
-      train.evaluate(config, workdir)
+      families.evaluate(config, workdir)
   except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as e:
     _fail(str(e))  # bad input or a diverged run: one line naming what is wrong, no traceback
 

@@ -8,7 +8,7 @@ os.environ["XLA_FLAGS"] = (
 
 from absl import flags  # noqa: E402
 
-from regcls_jax import runtime  # noqa: E402
+from regcls_jax.train_lib import runtime  # noqa: E402
 
 runtime.configure()
 flags.FLAGS.mark_as_parsed()
@@ -18,8 +18,8 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
-from regcls_jax.config_utils import load_config  # noqa: E402
 from regcls_jax.data import fixtures, pipeline  # noqa: E402
+from regcls_jax.train_lib.config import load_config  # noqa: E402
 
 CONFIG_FILES = {
   "imdb_wiki": "configs/imdbwiki.py",
@@ -75,3 +75,12 @@ def fixture_copy(fixture_root, tmp_path):
     return dst
 
   return copy
+
+
+@pytest.fixture(scope="module")
+def breakfast_frames(prepared):
+  """``(frames, config, builder)`` of the Breakfast fixture (a fresh config per test module)."""
+  from regcls_jax.families.breakfast import frames
+
+  config, builder = prepared("breakfast")
+  return frames.load_frames(builder), config, builder

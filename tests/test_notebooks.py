@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from regcls_jax.config_utils import REPO_ROOT
+from regcls_jax.train_lib.config import REPO_ROOT
 
 # The budget per notebook; a cold CI machine compiles everything, so allow headroom
 # for compilation on top (what is measured is printed with -s and in the closing note).

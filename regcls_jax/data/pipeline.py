@@ -5,7 +5,7 @@
   builder = pipeline.prepare(config.data)             # TFDS ArrayRecord shards, built once
   classes = pipeline.fit_classes(builder, config)     # Eq. 12 / 13 on the training targets
   loader = pipeline.make_loader(builder, config, "train", classes)
-  for batch in pipeline.device_batches(iter(loader), pipeline.data_sharding(mesh)): ...
+  for batch in sharding.device_batches(iter(loader), mesh): ...   # regcls_jax.train_lib
 
 Train loaders shard by JAX process, shuffle (or re-sample) with the config's seed, augment with
 `RandomMap` transforms, add class labels and keep masks, batch with ``drop_remainder`` and run in
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grain
 import jax
@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from regcls_jax import binning
 from regcls_jax.data import breakfast, common, fixtures, imdb_wiki, nyud2, samplers, transforms
+from regcls_jax.method import binning
 
 FIXTURE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "regcls_jax", "fixtures")
 
@@ -255,14 +255,3 @@ class _Drop(grain.transforms.Map):
 
   def map(self, element):
     return {k: v for k, v in element.items() if k != self.key}
-
-
-def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
-  """Batches split along their leading axis over the mesh's ``data`` axis."""
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-
-
-def device_batches(batches: Iterator[dict], sharding: jax.sharding.Sharding) -> Iterator[dict]:
-  """Turns each process's numpy batches into global `jax.Array`s laid out by ``sharding``."""
-  for batch in batches:
-    yield jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)

@@ -16,8 +16,8 @@ import grain
 import numpy as np
 from PIL import Image
 
-from regcls_jax import binning
 from regcls_jax.data import common, nyud2
+from regcls_jax.method import binning
 
 # ImageNet statistics (Hu et al.'s NYUD2 transforms).
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

@@ -29,7 +29,7 @@ class AugmentedLinear(nnx.Module):
   """``x @ kernel[:-1] + kernel[-1]`` computed as ``[x, 1] @ kernel``: the bias is the kernel's
   last row.
 
-  For the wide classification heads of the 1D sweep (K up to 1024 on 15 features) this folds
+  For the wide classification heads of the 1D grid (K up to 1024 on 15 features) this folds
   the bias add into the matmul and the bias gradient into the kernel gradient, two fewer passes
   over the ``[batch, K]`` logits per step. Initialised like `_linear`: Xavier-uniform weights
   (fan-in ``din``), zero bias row.

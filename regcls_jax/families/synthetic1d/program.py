@@ -1,0 +1,321 @@
+"""The 1D grid's compiled program: a chunk of models trained as ONE jitted program.
+
+`plan.plan_chunks` cuts the grid into chunks of runs of one static shape (method, number of
+classes, balanced or not); `train_chunk` trains a chunk with ``jax.vmap`` over models,
+``lax.scan`` over epochs and steps, and ``shard_map`` over the devices (on a CPU the cores are
+exposed as devices, see `train_lib/runtime.py`). There is no Python loop over steps or models;
+the Python loop in `trainer` runs over chunks, which only bounds memory, and the chunks of a group
+share their compiled executables (one per padded dataset length, a handful per grid, cached on
+disk across runs).
+
+The regression-only model does not depend on K, lambda or the bins, so it is trained once per
+dataset, not once per K as the reference driver does.
+
+Precision: float32. The reference trains in float64; float32 halves memory traffic and is what
+GPUs and TPUs run fast. The default grid's means land within a few percent of the reference's
+float64 numbers (docs/synthetic1d.md); a float64 run of this code has not been compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
+
+from regcls_jax.data import synthetic1d
+from regcls_jax.families.synthetic1d.plan import Chunk, DatasetCache, Run, dataset_id, group_methods
+from regcls_jax.method import binning, fds, losses, registry
+from regcls_jax.models.mlp import MLP
+from regcls_jax.train_lib import pytrees, scan_loop, sharding
+from regcls_jax.train_lib import step as step_lib
+from regcls_jax.train_lib.sharding import round_up
+
+# ---------------------------------------------------------------------------------------------
+# One chunk: the compiled program.
+
+
+@dataclasses.dataclass(frozen=True)
+class Statics:
+  """Everything that fixes the compiled program of a chunk."""
+
+  num_classes: int
+  balanced: bool
+  hidden: tuple[int, ...]
+  epochs: int
+  batch_size: int
+  weight_decay: float
+  methods: tuple[str, ...] = ("reg",)  # the group's methods; a model picks one by index
+  settings: registry.Settings = registry.Settings()
+
+
+def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, train, val, test):
+  """Trains and scores ONE model; vmapped over models by `_chunk_program`.
+
+  Args:
+    statics: the static configuration.
+    seed, ds_id: int32 scalars; the model's keys are derived from them.
+    lr, lam, scale: float32 scalars.
+    method: int32 index into ``statics.methods``.
+    priors: the model's `registry.fit_priors` arrays.
+    train: dict ``x, y, cls, keep`` of ``[N]`` arrays plus ``n`` (valid count).
+    val, test: dicts ``x, y`` of ``[N']`` and ``n``.
+
+  Returns:
+    (final params, metrics dict).
+  """
+  base = jax.random.fold_in(jax.random.key(seed), ds_id)
+  init_key, shuffle_key, mask_key = (jax.random.fold_in(base, i) for i in range(3))
+  model = MLP(1, statics.hidden, statics.num_classes, rngs=nnx.Rngs(params=init_key))
+  graphdef, params = nnx.split(model)
+  tx = step_lib.adam_l2(0.0, statics.weight_decay)
+  state = step_lib.init_state(params, tx, lam, scale)
+  state = state.replace(opt_state=step_lib.set_learning_rate(state.opt_state, lr))
+  with_fds = statics.methods == ("fds",)
+  if with_fds:  # per-bucket feature statistics, carried in the (not differentiated) hparams
+    buckets = binning.assign_classes_device(train["y"], priors["edges"])
+    buckets = jnp.where(jnp.arange(buckets.shape[0]) < train["n"], buckets, -1)  # padding: none
+    fds_state = fds.init(priors["edges"].shape[0] - 1, statics.hidden[-1])
+    state = state.replace(hparams={**state.hparams, "fds": fds_state})
+
+  def loss_fn(model, batch, hparams, rng):
+    del rng
+    if with_fds:  # DIR's FDS: re-calibrate the features of each sample's bucket, then the head
+      h = model.features(batch["x"])
+      h = fds.calibrate(hparams["fds"], h, batch["bucket"])
+      pred, logits = model.reg_head(h)[..., 0], None
+    else:
+      pred, logits = model(batch["x"])
+    objective = functools.partial(
+      registry.objective,
+      pred=pred,
+      logits=logits,
+      batch=batch,
+      priors=priors,
+      hparams=hparams,
+      settings=statics.settings,
+    )
+    return registry.switch(statics.methods, method, objective), {}
+
+  train_step = step_lib.make_train_step(graphdef, tx, loss_fn)
+
+  def make_batch(idx, valid, step_key):
+    batch = {"x": train["x"][idx][:, None], "y": train["y"][idx], "weight": valid}
+    if with_fds:
+      batch["bucket"] = jnp.maximum(buckets[idx], 0)
+    if statics.num_classes:
+      batch["cls"] = train["cls"][idx]
+      if statics.balanced:  # Eq. 13: a fresh keep draw every time a sample is seen
+        u = jax.random.uniform(step_key, idx.shape)
+        batch["cls_mask"] = u < train["keep"][idx]
+    return batch
+
+  state, epoch_losses = scan_loop.train_epochs(
+    state,
+    train_step,
+    make_batch,
+    train["n"],
+    train["x"].shape[0],
+    batch_size=statics.batch_size,
+    epochs=statics.epochs,
+    shuffle_key=shuffle_key,
+    mask_key=mask_key,
+    epoch_end=functools.partial(_fds_epoch_end, graphdef, train["x"], buckets)
+    if with_fds
+    else None,
+  )
+  score = functools.partial(_mse, graphdef, statics.methods, state.params, method, priors)
+  metrics = {"train_loss": epoch_losses, "val_mse": score(val), "test_mse": score(test)}
+  return state.params, metrics
+
+
+def _fds_epoch_end(graphdef, x, buckets, state: step_lib.TrainState) -> step_lib.TrainState:
+  """FDS's once-per-epoch update from the features of every training sample (padding has
+  bucket -1, which the per-bucket sums drop)."""
+  features = nnx.merge(graphdef, state.params).features(x[:, None])
+  stats = fds.update(state.hparams["fds"], features, buckets)
+  return state.replace(hparams={**state.hparams, "fds": stats})
+
+
+def _mse(graphdef, names, params, method, priors, split) -> jax.Array:
+  """Test MSE of one model; ``method`` indexes ``names`` (it decides the prediction)."""
+  model = nnx.merge(graphdef, params)
+  x = split["x"][:, None]
+  if model.cls_head is None:
+    pred = model.predict(x)
+  else:
+    out, logits = model(x)
+    pred = registry.switch(names, method, lambda m: registry.predict(m, out, logits, priors))
+  weight = jnp.arange(split["x"].shape[0]) < split["n"]
+  return losses.regression_loss(pred, split["y"], weight)
+
+
+@functools.cache
+def _chunk_program(statics: Statics, mesh: Mesh) -> Callable:
+  """The jitted program that trains a whole chunk; cached per static configuration."""
+  train_one = functools.partial(_train_one, statics)
+  return sharding.models_program(train_one, mesh, compiler_options=_compiler_options(statics))
+
+
+def _compiler_options(statics: Statics) -> dict[str, str]:
+  """XLA:CPU runs the wide heads' matmuls fastest through its YNNPACK fusions, but the tiny
+  batched matmuls of the trunk and narrow heads faster without them: at the paper's sizes the
+  regression-only group took 106 s per 600 models without and 135 s with, K=16 202 vs 227 s,
+  while K=256 took 578 vs 388 s and K=1024 1856 vs 1170 s (`benchmarks/sweep1d.py`)."""
+  if jax.default_backend() == "cpu" and statics.num_classes < 64:
+    return {"xla_cpu_experimental_ynn_fusion_type": ""}
+  return {}
+
+
+def _abstract_model(hidden: Sequence[int], num_classes: int) -> MLP:
+  return nnx.eval_shape(lambda: MLP(1, tuple(hidden), num_classes, rngs=nnx.Rngs(0)))
+
+
+@functools.cache
+def _eval_program(
+  hidden: tuple[int, ...], num_classes: int, names: tuple[str, ...], mesh: Mesh
+) -> Callable:
+  graphdef = nnx.graphdef(_abstract_model(hidden, num_classes))
+  return sharding.models_program(functools.partial(_mse, graphdef, names), mesh)
+
+
+def param_template(hidden: Sequence[int], num_classes: int) -> nnx.State:
+  """Abstract parameters (shapes only) of one model."""
+  return nnx.state(_abstract_model(hidden, num_classes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk assembly on the host.
+
+
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+  return np.pad(a, (0, n - len(a)))
+
+
+def _split_arrays(splits: Sequence[synthetic1d.Split], n_pad: int) -> dict[str, np.ndarray]:
+  return {
+    "x": np.stack([_pad(s.x, n_pad) for s in splits]),
+    "y": np.stack([_pad(s.y, n_pad) for s in splits]),
+    "n": np.array([len(s) for s in splits], np.int32),
+  }
+
+
+def run_priors(runs: Sequence[Run], cache: DatasetCache, settings: registry.Settings):
+  """The runs' `registry.fit_priors` arrays, stacked along a leading model axis."""
+  fitted: dict[tuple, dict] = {}
+  for r in runs:
+    key = (r.dataset, r.method, r.num_classes)
+    if key not in fitted:
+      fitted[key] = registry.fit_priors(r.method, cache.splits(r)[0].y, settings, r.num_classes)
+  return pytrees.stack([fitted[(r.dataset, r.method, r.num_classes)] for r in runs])
+
+
+def method_indices(runs: Sequence[Run], names: Sequence[str]) -> np.ndarray:
+  return np.array([names.index(r.method) for r in runs], np.int32)
+
+
+def chunk_inputs(
+  runs: Sequence[Run],
+  cache: DatasetCache,
+  scale: float,
+  pad_multiple: int,
+  names: Sequence[str] = ("reg", "regcls"),
+  settings: registry.Settings | None = None,
+):
+  """Host arrays for a chunk of runs of one group, padded to a common length."""
+  splits = [cache.splits(r) for r in runs]
+  n_train = round_up(max(len(s[0]) for s in splits), pad_multiple)
+  train = _split_arrays([s[0] for s in splits], n_train)
+  cls = np.zeros((len(runs), n_train), np.int32)
+  keep = np.ones((len(runs), n_train), np.float32)
+  for i, (run, (tr, _, _)) in enumerate(zip(runs, splits)):
+    if run.method == "regcls":
+      edges, keep_probs = binning.make_classes(tr.y, run.num_classes, run.balanced)
+      c = binning.assign_classes(tr.y, edges)
+      cls[i, : len(c)] = c
+      keep[i, : len(c)] = keep_probs[c]
+  train.update(cls=cls, keep=keep)
+  val, test = eval_inputs(runs, cache, pad_multiple)
+  scalars = dict(
+    seed=np.array([r.seed for r in runs], np.int32),
+    ds_id=np.array([dataset_id(r.scenario, r.sampling, r.function) for r in runs], np.int32),
+    lr=np.array([r.lr for r in runs], np.float32),
+    lam=np.array([r.lam for r in runs], np.float32),
+    scale=np.full(len(runs), scale, np.float32),
+    method=method_indices(runs, names),
+  )
+  priors = run_priors(runs, cache, settings or registry.Settings())
+  return scalars, priors, train, val, test
+
+
+def eval_inputs(runs: Sequence[Run], cache: DatasetCache, pad_multiple: int):
+  """Host arrays of the runs' val and test splits, padded to a common length."""
+  splits = [cache.splits(r) for r in runs]
+  n_eval = round_up(max(max(len(s[1]), len(s[2])) for s in splits), pad_multiple)
+  return tuple(_split_arrays([s[i] for s in splits], n_eval) for i in (1, 2))
+
+
+def statics_for(chunk: Chunk, config) -> Statics:
+  run = chunk.runs[0]
+  return Statics(
+    num_classes=run.num_classes,
+    balanced=run.balanced,
+    hidden=tuple(config.hidden),
+    epochs=int(config.epochs),
+    batch_size=int(config.batch_size),
+    weight_decay=float(config.weight_decay),
+    methods=group_methods(chunk.group, config),
+    settings=registry.Settings.from_config(config.get("peers")),
+  )
+
+
+def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
+  """Trains one chunk. Returns (params of the real runs as numpy, metrics dict of numpy)."""
+  pad_multiple = config.batch_size * -(-1024 // config.batch_size)
+  statics = statics_for(chunk, config)
+  scalars, priors, train, val, test = chunk_inputs(
+    chunk.runs, cache, config.scale, pad_multiple, statics.methods, statics.settings
+  )
+  program = _chunk_program(statics, mesh)
+  params, metrics = program(
+    scalars["seed"],
+    scalars["ds_id"],
+    scalars["lr"],
+    scalars["lam"],
+    scalars["scale"],
+    scalars["method"],
+    priors,
+    train,
+    val,
+    test,
+  )
+  params, metrics = jax.device_get((params, metrics))
+  keep = np.arange(chunk.num_real)
+  return pytrees.take(params, keep), pytrees.take(metrics, keep)
+
+
+def evaluate_group(
+  group: str, runs: Sequence[Run], params: nnx.State, cache: DatasetCache, config, mesh: Mesh
+) -> tuple[np.ndarray, np.ndarray]:
+  """Val and test MSE of stored parameters of one group (no training)."""
+  n_dev = mesh.devices.size
+  names = group_methods(group, config)
+  settings = registry.Settings.from_config(config.get("peers"))
+  program = _eval_program(tuple(config.hidden), runs[0].num_classes, names, mesh)
+  val_out, test_out = [], []
+  size = round_up(min(len(runs), 256), n_dev)
+  for start in range(0, len(runs), size):
+    n = min(size, len(runs) - start)
+    idx = np.arange(start, start + round_up(n, n_dev)).clip(max=start + n - 1)
+    p = pytrees.take(params, idx)
+    chunk_runs = [runs[i] for i in idx]
+    val, test = eval_inputs(chunk_runs, cache, 1024)
+    head = (method_indices(chunk_runs, names), run_priors(chunk_runs, cache, settings))
+    val_out.append(np.asarray(program(p, *head, val))[:n])
+    test_out.append(np.asarray(program(p, *head, test))[:n])
+  return np.concatenate(val_out), np.concatenate(test_out)

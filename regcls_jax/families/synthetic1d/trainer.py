@@ -1,0 +1,176 @@
+"""The 1D experiment's trainer: the checkpointed chunk loop, results, reports and eval mode.
+
+``train_and_evaluate(config, workdir)`` trains the grid of `plan.plan_runs` chunk by chunk
+(`program.train_chunk`), saving an Orbax checkpoint (parameters of every finished model + the
+results so far) at most every ``config.checkpoint_every_secs`` and at the end; rerunning with
+the same workdir resumes after the last saved chunk. ``evaluate(config, workdir)`` restores
+the parameters and recomputes every model's val and test MSE without training.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from regcls_jax.data import synthetic1d
+from regcls_jax.families.synthetic1d import plan, program, report
+from regcls_jax.train_lib import checkpoint, pytrees, sharding
+from regcls_jax.train_lib import workdir as workdir_lib
+
+# Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
+_PLAN_FIELDS = (
+  "scenarios",
+  "samplings",
+  "functions",
+  "versions",
+  "methods",
+  "num_classes",
+  "balanced",
+  "lam",
+  "lr",
+  "scale",
+  "hidden",
+  "epochs",
+  "batch_size",
+  "weight_decay",
+  "peers",
+  "share_methods",
+  "data",
+  "logits_budget",
+)
+
+
+# Bump when the order in which chunks are planned changes: it invalidates old checkpoints.
+_PLAN_VERSION = 2
+
+
+def plan_fingerprint(config) -> str:
+  return workdir_lib.fingerprint(config, _PLAN_FIELDS, version=_PLAN_VERSION)
+
+
+def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:
+  return dict(
+    scenario=run.scenario,
+    sampling=run.sampling,
+    function=run.function,
+    version=run.version,
+    seed=run.seed,
+    method=run.method,
+    num_classes=run.num_classes,
+    balanced=run.balanced,
+    lam=run.lam,
+    lr=run.lr,
+    val_mse=float(metrics["val_mse"][i]),
+    test_mse=float(metrics["test_mse"][i]),
+    train_loss=float(metrics["train_loss"][i, -1]),
+    group=group,
+    index=index,
+  )
+
+
+def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarray]]:
+  return {g: {k: np.concatenate([p[k] for p in ps]) for k in ps[0]} for g, ps in parts.items()}
+
+
+def train_and_evaluate(config, workdir: str) -> list[dict]:
+  """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint."""
+  workdir_lib.prepare_workdir(workdir)
+  runs = plan.plan_runs(config)
+  mesh = sharding.models_mesh()
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  chunks = plan.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
+  workdir_lib.write_config(config, workdir)
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
+  fingerprint = plan_fingerprint(config)
+  rows: list[dict] = []
+  parts: dict[str, list[dict]] = {}
+  done = 0
+  if ckpt.latest_step() is not None:
+    params, meta = ckpt.restore()
+    if meta.get("fingerprint") != fingerprint:
+      raise ValueError(
+        f"{ckpt.directory} holds a checkpoint of a different grid (fingerprint "
+        f"{meta.get('fingerprint')} != {fingerprint}); use a new --workdir"
+      )
+    done, rows = int(meta["chunks_done"]), list(meta["rows"])
+    parts = {g: [p] for g, p in params.items()}
+    logging.info("resuming after chunk %d/%d (%d models restored)", done, len(chunks), len(rows))
+
+  logging.info(
+    "1D grid: %d models in %d chunks on %d %s device(s)",
+    len(runs),
+    len(chunks),
+    mesh.devices.size,
+    jax.devices()[0].platform,
+  )
+  progress = plan.Progress(chunks)
+  for chunk in chunks[:done]:
+    progress.skip(chunk)
+  last_save = time.perf_counter()
+  for i in range(done, len(chunks)):
+    chunk = chunks[i]
+    t = time.perf_counter()
+    params, metrics = program.train_chunk(chunk, cache, config, mesh)
+    first = sum(len(next(iter(p.values()))) for p in parts.get(chunk.group, []))
+    for j, r in enumerate(chunk.runs[: chunk.num_real]):
+      rows.append(_row(r, metrics, j, chunk.group, first + j))
+    parts.setdefault(chunk.group, []).append(pytrees.flatten(params))
+    progress.update(i, len(chunks), chunk, time.perf_counter() - t)
+    if i + 1 == len(chunks) or time.perf_counter() - last_save > config.checkpoint_every_secs:
+      parts = {g: [p] for g, p in _concat_groups(parts).items()}
+      meta = dict(fingerprint=fingerprint, chunks_done=i + 1, rows=rows)
+      ckpt.save(i + 1, {g: p[0] for g, p in parts.items()}, meta)
+      last_save = time.perf_counter()
+  ckpt.close()
+  write_reports(rows, config, workdir)
+  return rows
+
+
+def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
+  scenarios = [s for s in synthetic1d.SCENARIOS if s in config.scenarios]
+  samplings = [s for s in synthetic1d.SAMPLINGS if s in config.samplings]
+  report.write_results_csv(rows, os.path.join(workdir, f"results{suffix}.csv"))
+  title = f"1D grid '{config.get('grid', 'custom')}': {len(rows)} models, {config.epochs} epochs"
+  with open(os.path.join(workdir, f"summary{suffix}.md"), "w") as f:
+    f.write(report.summary_markdown(rows, scenarios, samplings, title))
+  report.plot_fig3(rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
+  names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
+  if {r["method"] for r in rows} - {"reg", "regcls"}:  # baselines: the methods comparison
+    with open(os.path.join(workdir, f"methods{suffix}.md"), "w") as f:
+      f.write(report.methods_markdown(rows, scenarios, samplings, title))
+    report.plot_methods(rows, scenarios, samplings, os.path.join(workdir, f"methods{suffix}.png"))
+    names += (f"methods{suffix}.md", f"methods{suffix}.png")
+  logging.info("wrote %s", ", ".join(os.path.join(workdir, n) for n in names))
+
+
+def evaluate(config, workdir: str) -> list[dict]:
+  """Recomputes val and test MSE of every model from the checkpoint; writes results_eval.csv."""
+  workdir_lib.check_workdir(workdir)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  params, meta = checkpoint.restore_for_eval(ckpt_dir)
+  rows = [dict(r) for r in meta["rows"]]
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  by_group: dict[str, list[int]] = {}
+  for i, r in enumerate(rows):
+    by_group.setdefault(r["group"], []).append(i)
+  for group, members in by_group.items():
+    members.sort(key=lambda i: rows[i]["index"])  # row i's parameters are at params[index]
+    if [rows[i]["index"] for i in members] != list(range(len(members))):
+      raise ValueError(f"checkpoint in {ckpt_dir}: rows of group {group} do not index 0..n-1")
+    runs = [plan.Run.from_row(rows[i]) for i in members]
+    template = program.param_template(config.hidden, runs[0].num_classes)
+    stacked = pytrees.unflatten(template, params[group])
+    val, test = program.evaluate_group(group, runs, stacked, cache, config, mesh)
+    for i, v, t in zip(members, val, test):
+      rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)
+  write_reports(rows, config, workdir, suffix="_eval")
+  trained = {(r["group"], r["index"]): r["test_mse"] for r in meta["rows"]}
+  diff = max(abs(trained[(r["group"], r["index"])] - r["test_mse"]) for r in rows)
+  logging.info("eval: %d models; max |test MSE - trained run's| = %.3g", len(rows), diff)
+  return rows

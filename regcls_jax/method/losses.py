@@ -1,0 +1,121 @@
+"""Pure loss functions of the paper (Pintea et al., ICCV 2023).
+
+* Eq. 3, regression: mean squared error (or L1, the DIR image code's default).
+* Eq. 4, regression + classification: ``lam * reg + CE`` over binned targets, the form of the
+  authors' code (the paper's text writes the weight on the CE instead; the code is what
+  produced the results, so ``lam`` weights the regression term here).
+* The reference's hyper-parameter study multiplies the whole objective by a scale ``s``.
+
+Every loss takes an optional per-sample ``weight`` (0/1 validity, e.g. padding) and the CE an
+optional per-sample keep ``mask`` (paper Eq. 13). Means are over the samples that count; a batch
+in which none counts has loss 0 (not NaN), so it leaves the parameters untouched.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def masked_mean(values: jax.Array, weight: jax.Array | None) -> jax.Array:
+  """``sum(values * weight) / sum(weight)``, the plain mean without ``weight``; 0 (with zero
+  gradients) when no weight is positive. Every weighted mean of the package is this one."""
+  if weight is None:
+    return jnp.mean(values)
+  weight = weight.astype(values.dtype)
+  return jnp.sum(values * weight) / jnp.maximum(jnp.sum(weight), 1e-12)
+
+
+def regression_loss(
+  pred: jax.Array,
+  target: jax.Array,
+  weight: jax.Array | None = None,
+  kind: str = "mse",
+  reduction: str = "mean",
+) -> jax.Array:
+  """Mean squared (``kind='mse'``, Eq. 3) or absolute (``'l1'``) error.
+
+  Args:
+    pred, target: ``[batch, ...]``, the same shape.
+    weight: optional ``[batch, ...]`` per-element weights (0 drops an element).
+    kind: ``'mse'`` or ``'l1'``.
+    reduction: ``'mean'`` over the counted elements, or ``'sum'`` (the Breakfast reference's
+      ``MSELoss(reduction='sum')``).
+
+  Returns:
+    scalar float32.
+  """
+  if pred.shape != target.shape:
+    raise ValueError(f"pred shape {pred.shape} != target shape {target.shape}")
+  err = pred.astype(jnp.float32) - target.astype(jnp.float32)
+  if kind == "mse":
+    values = jnp.square(err)
+  elif kind == "l1":
+    values = jnp.abs(err)
+  else:
+    raise ValueError(f"unknown regression loss {kind!r}; expected 'mse' or 'l1'")
+  if reduction == "sum":
+    return jnp.sum(values if weight is None else values * weight.astype(values.dtype))
+  if reduction != "mean":
+    raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
+  return masked_mean(values, weight)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """Softmax cross-entropy over bins, averaged over the kept samples.
+
+  Args:
+    logits: ``[batch, ..., K]``.
+    labels: ``[batch, ...]`` integer classes in ``[0, K)``.
+    mask: optional ``[batch, ...]`` keep mask (bool or 0/1); a masked sample contributes
+      nothing and the mean runs over kept samples only (the reference's ignore label -1).
+
+  Returns:
+    scalar float32; 0 when nothing is kept.
+  """
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  picked = jnp.take_along_axis(logits, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return masked_mean(log_z - picked, mask)
+
+
+def reg_cls_loss(
+  pred: jax.Array,
+  target: jax.Array,
+  logits: jax.Array | None,
+  labels: jax.Array | None,
+  *,
+  lam: float | jax.Array,
+  scale: float | jax.Array = 1.0,
+  weight: jax.Array | None = None,
+  cls_mask: jax.Array | None = None,
+  reg_kind: str = "mse",
+  reg_reduction: str = "mean",
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The reference objective ``s * (lam * reg + CE)``; ``s * reg`` when ``logits`` is None.
+
+  Args:
+    pred, target: regression output and target ``[batch, ...]``.
+    logits, labels: classification logits ``[batch, ..., K]`` and classes, or None for the
+      regression-only model (Eq. 3).
+    lam: weight of the regression term (Eq. 4, as in the authors' code). Unused without logits.
+    scale: the global loss scale ``s``.
+    weight: per-sample validity for both terms (padding, or re-balanced data); for the CE
+      only where it has the labels' shape.
+    cls_mask: per-sample keep mask for the CE only (Eq. 13). Combined with ``weight``.
+    reg_kind: ``'mse'`` or ``'l1'``.
+    reg_reduction: ``'mean'`` or ``'sum'`` of the regression term over the batch.
+
+  Returns:
+    ``(loss, {'reg': ..., 'ce': ...})``; ``ce`` is 0 for the regression-only model.
+  """
+  reg = regression_loss(pred, target, weight, reg_kind, reg_reduction)
+  if logits is None:
+    return scale * reg, {"reg": reg, "ce": jnp.zeros_like(reg)}
+  mask = cls_mask
+  # Per-sample validity masks the CE too; a per-pixel weight at another resolution than the
+  # class labels (depth: 114 x 152 target, 228 x 304 logits) leaves the CE to its cls_mask.
+  if weight is not None and weight.shape == labels.shape:
+    mask = weight if mask is None else jnp.logical_and(mask, weight > 0)
+  ce = cross_entropy(logits, labels, mask)
+  return scale * (lam * reg + ce), {"reg": reg, "ce": ce}

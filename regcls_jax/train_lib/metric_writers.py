@@ -1,0 +1,41 @@
+"""What a run writes besides checkpoints: CSV tables, ``metrics.jsonl``, TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+
+import jax
+
+
+def write_csv(rows: Sequence[dict], path: str, columns: Sequence[str]) -> None:
+  """Writes ``rows`` (dicts) with the given columns, atomically (a temporary file renamed)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+  os.replace(tmp, path)
+
+
+class MetricsLog:
+  """``metrics.jsonl`` in the workdir (process 0): one JSON line per logged step / epoch."""
+
+  def __init__(self, workdir: str):
+    self._path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
+
+  def write(self, **record) -> None:
+    if self._path:
+      with open(self._path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def tensorboard_writer(workdir: str):
+  """A tensorboardX ``SummaryWriter`` on ``workdir/tensorboard`` (process 0; None elsewhere)."""
+  if jax.process_index() != 0:
+    return None
+  from tensorboardX import SummaryWriter
+
+  return SummaryWriter(os.path.join(workdir, "tensorboard"))

@@ -1,0 +1,103 @@
+"""Age and depth training through `main` on the fixtures: train, eval, resume."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from regcls_jax.train_lib.checkpoint import Checkpointer
+from regcls_jax.train_lib.config import REPO_ROOT
+
+
+def _main(config, workdir, data_dir, tfds_dir, *extra):
+  cmd = [
+    sys.executable, "-m", "regcls_jax.main", f"--config={config}", f"--workdir={workdir}",
+    f"--config.data.data_dir={data_dir}", f"--config.data.tfds_dir={tfds_dir}", *extra,
+  ]  # fmt: skip
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+def test_age_runlocal_train_and_eval(fixture_root, tfds_root, tmp_path):
+  data = fixture_root / "imdb_wiki"
+  _main("configs/imdbwiki.py:runlocal,k=10,balanced", tmp_path, data, tfds_root)
+  assert os.listdir(tmp_path / "tensorboard")  # event files, written without TensorFlow
+  out = _main(
+    "configs/imdbwiki.py:runlocal,k=10,balanced", tmp_path, data, tfds_root, "--mode=eval"
+  )
+  assert "test:" in out.stderr
+  result = json.loads((tmp_path / "eval_test.json").read_text())
+  assert result["step"] in (4, 8) and set(result["metrics"]) >= {"all", "many", "medium", "few"}
+  assert result["metrics"]["all"]["count"] == 12
+  pred = np.load(tmp_path / "predictions_test.npz")
+  assert pred["pred"].shape == pred["label"].shape == (12,)
+  mae = np.mean(np.abs(pred["pred"] - pred["label"]))
+  np.testing.assert_allclose(result["metrics"]["all"]["mae"], mae, rtol=1e-5)
+  assert "| balanced | 12 |" in (tmp_path / "eval_test.md").read_text()
+
+
+def test_depth_runlocal_train_and_eval(fixture_root, tfds_root, tmp_path):
+  data = fixture_root / "nyud2"
+  _main("configs/nyud2.py:runlocal,k=10", tmp_path, data, tfds_root)
+  _main("configs/nyud2.py:runlocal,k=10", tmp_path, data, tfds_root, "--mode=eval")
+  result = json.loads((tmp_path / "eval_test.json").read_text())["metrics"]
+  mask = np.load(fixture_root / "nyud2" / "data" / "test_balanced_mask.npy")
+  assert result["all"]["count"] == mask.sum()
+  assert sum(result[g]["count"] for g in ("many", "medium", "few")) == mask.sum()
+  pred = np.load(tmp_path / "predictions_test.npz")
+  assert pred["pred"].shape == (mask.sum(),)
+  rmse = np.sqrt(np.mean((pred["pred"] - pred["label"]) ** 2))
+  np.testing.assert_allclose(result["all"]["rmse"], rmse, rtol=1e-5)
+
+
+def test_resume_continues_at_the_right_step_with_the_same_data(fixture_root, tfds_root, tmp_path):
+  data = fixture_root / "imdb_wiki"
+  config = "configs/imdbwiki.py:runlocal"
+  # Interrupted mid-epoch (4 steps per epoch), after a periodic save at every step.
+  _main(config, tmp_path / "a", data, tfds_root, "--config.max_steps=3",
+        "--config.checkpoint_every_secs=0")  # fmt: skip
+  out = _main(config, tmp_path / "a", data, tfds_root, "--config.max_steps=8")
+  assert "resuming at step 3" in out.stderr
+  _main(config, tmp_path / "b", data, tfds_root, "--config.max_steps=8")  # uninterrupted
+
+  def final(workdir):
+    ckpt = Checkpointer(str(workdir / "checkpoints" / "latest"))
+    params, meta = ckpt.restore()
+    ckpt.close()
+    return params["state"], meta
+
+  (a, meta_a), (b, meta_b) = final(tmp_path / "a"), final(tmp_path / "b")
+  assert meta_a["step"] == meta_b["step"] == 8
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_age_baseline_method_histogram_head(fixture_root, tfds_root, tmp_path):
+  """config.method=hl_gauss: a K-way histogram head trained with HL-Gauss targets and decoded
+  by expectation, so every prediction lies inside the training labels' range."""
+  data = fixture_root / "imdb_wiki"
+  config = "configs/imdbwiki.py:runlocal,method=hl_gauss,k=10"
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1")
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1", "--mode=eval")
+  pred = np.load(tmp_path / "predictions_test.npz")
+  rows = np.loadtxt(data / "imdb_wiki.csv", delimiter=",", skiprows=1, dtype=str)
+  train_ages = rows[rows[:, 2] == "train", 0].astype(float)
+  assert train_ages.min() <= pred["pred"].min() and pred["pred"].max() <= train_ages.max()
+  result = json.loads((tmp_path / "eval_test.json").read_text())["metrics"]
+  mae = np.mean(np.abs(pred["pred"] - pred["label"]))
+  np.testing.assert_allclose(result["all"]["mae"], mae, rtol=1e-5)
+
+
+def test_depth_rejects_per_image_methods(fixture_root, tfds_root, tmp_path):
+  cmd = [
+    sys.executable, "-m", "regcls_jax.main", "--config=configs/nyud2.py:runlocal,method=bmc",
+    f"--workdir={tmp_path}",
+  ]  # fmt: skip
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: config.method: unknown method 'bmc'"), out.stderr[-2000:]

@@ -1,0 +1,105 @@
+"""The 1D program: a model trains as if alone in any chunk, methods on the vmapped axis, FDS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from regcls_jax.data import synthetic1d
+from regcls_jax.families.synthetic1d import plan, program
+from regcls_jax.train_lib import sharding
+from regcls_jax.train_lib.config import load_config
+
+
+def tiny_config(**overrides):
+  config = load_config("configs/synthetic1d.py", "grid=tiny")
+  with config.unlocked():
+    for k, v in overrides.items():
+      config[k] = v
+  return config
+
+
+def test_model_in_a_chunk_trains_as_if_alone():
+  """A model's result does not depend on which other models share its chunk (or padding)."""
+  config = tiny_config(samplings=("uniform", "severe"), num_classes=(8,), balanced=(True,))
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  runs = [r for r in plan.plan_runs(config) if r.method == "regcls"]
+  assert len(runs) == 2 and len(runs[0].dataset) == 4
+  # The uniform dataset is shorter than the severe one: in a shared chunk it is padded and
+  # skips empty batches; alone (4 copies, one per device) it is not padded as much.
+  assert len(cache.splits(runs[0])[0]) != len(cache.splits(runs[1])[0])
+  mixed = plan.Chunk(runs[0].group, (runs[0], runs[1], runs[1], runs[1]), 2)
+  alone = plan.Chunk(runs[0].group, (runs[0],) * 4, 1)
+  p_mixed, m_mixed = program.train_chunk(mixed, cache, config, mesh)
+  p_alone, m_alone = program.train_chunk(alone, cache, config, mesh)
+  np.testing.assert_allclose(m_mixed["test_mse"][0], m_alone["test_mse"][0], rtol=1e-5)
+  np.testing.assert_allclose(m_mixed["train_loss"][0], m_alone["train_loss"][0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(p_mixed), jax.tree.leaves(p_alone)):
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-4, atol=1e-6)
+
+
+def _tiny(**overrides):
+  config = load_config("configs/synthetic1d.py", "grid=tiny")
+  with config.unlocked():
+    config.samplings = ("severe",)
+    config.epochs = 3
+    for k, v in overrides.items():
+      config[k] = v
+  return config
+
+
+@pytest.mark.parametrize(
+  "names,k",
+  [(("reg", "lds", "focal_r", "bmc", "gai", "bni"), 0), (("regcls", "two_hot", "hl_gauss"), 8)],
+)
+def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
+  """share_methods: one program trains every method of a shape (a per-model method index);
+  each model ends where its method's own program takes it."""
+  shared = _tiny(methods=names, num_classes=(k,) if k else (4,), share_methods=True)
+  cache = plan.DatasetCache(synthetic1d.Sizes(**shared.data))
+  mesh = sharding.models_mesh()
+  runs = plan.plan_runs(shared)
+  chunks = plan.plan_chunks(runs, mesh.devices.size, shared)
+  assert len(chunks) == 1 and chunks[0].group == ("reghead" if not k else f"clshead_k{k}")
+  _, m_shared = program.train_chunk(chunks[0], cache, shared, mesh)
+  separate = _tiny(methods=names, num_classes=(k,) if k else (4,))
+  for i, run in enumerate(chunks[0].runs[: chunks[0].num_real]):
+    alone = plan.Chunk(run.group, (run,) * mesh.devices.size, 1)
+    _, m_alone = program.train_chunk(alone, cache, separate, mesh)
+    np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-4)
+    np.testing.assert_allclose(m_shared["test_mse"][i], m_alone["test_mse"][0], rtol=1e-4)
+
+
+def test_fds_epoch_end_statistics_skip_padding():
+  from flax import nnx
+
+  from regcls_jax.method import fds
+  from regcls_jax.models.mlp import MLP
+  from regcls_jax.train_lib import step as step_lib
+
+  graphdef, params = nnx.split(MLP(1, (6, 15), 0, rngs=nnx.Rngs(0)))
+  state = step_lib.init_state(params, step_lib.adam_l2(1e-3))
+  state = state.replace(hparams={**state.hparams, "fds": fds.init(4, 15)})
+  x = jnp.linspace(-1, 1, 12)
+  buckets = jnp.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, -1, -1])  # the last two are padding
+  out = program._fds_epoch_end(graphdef, x, buckets, state).hparams["fds"]
+  feats = np.asarray(nnx.merge(graphdef, params).features(x[:, None]))
+  for b in range(4):
+    rows = feats[np.asarray(buckets) == b]
+    np.testing.assert_allclose(out.running_mean[b], rows.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out.running_var[b], rows.var(0, ddof=1), rtol=1e-4, atol=1e-6)
+
+
+def test_fds_is_plain_regression_until_its_first_update():
+  """FDS updates its statistics at each epoch's end and re-calibrates from the next epoch on:
+  after one epoch an FDS model equals the regression model, after three it does not."""
+  for epochs, same in ((1, True), (3, False)):
+    config = _tiny(methods=("reg", "fds"), epochs=epochs)
+    cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+    mesh = sharding.models_mesh()
+    reg, fds_run = plan.plan_runs(config)
+    n = mesh.devices.size
+    _, m_reg = program.train_chunk(plan.Chunk("reg", (reg,) * n, 1), cache, config, mesh)
+    _, m_fds = program.train_chunk(plan.Chunk("fds", (fds_run,) * n, 1), cache, config, mesh)
+    assert (m_reg["test_mse"][0] == m_fds["test_mse"][0]) == same

@@ -1,0 +1,91 @@
+"""Losses against numpy and hand-computed values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from regcls_jax.method import losses
+
+
+def np_log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_regression_losses():
+  pred = jnp.array([1.0, 2.0, 4.0])
+  y = jnp.array([1.5, 2.0, 1.0])
+  assert float(losses.regression_loss(pred, y)) == pytest.approx((0.25 + 0 + 9) / 3)
+  assert float(losses.regression_loss(pred, y, kind="l1")) == pytest.approx((0.5 + 0 + 3) / 3)
+  w = jnp.array([1.0, 1.0, 0.0])
+  assert float(losses.regression_loss(pred, y, w)) == pytest.approx(0.25 / 2)
+  with pytest.raises(ValueError, match="shape"):
+    losses.regression_loss(pred, y[:2])
+  with pytest.raises(ValueError, match="huber"):
+    losses.regression_loss(pred, y, kind="huber")
+
+
+def test_cross_entropy_matches_numpy():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(6, 5)).astype(np.float32) * 3
+  labels = rng.integers(0, 5, 6)
+  mask = np.array([1, 0, 1, 1, 0, 1], bool)
+  per = -np_log_softmax(logits.astype(np.float64))[np.arange(6), labels]
+  np.testing.assert_allclose(losses.cross_entropy(logits, labels), per.mean(), rtol=1e-5)
+  # Masked samples contribute nothing; the mean is over kept samples.
+  np.testing.assert_allclose(
+    losses.cross_entropy(logits, labels, mask), per[mask].mean(), rtol=1e-5
+  )
+
+
+def test_cross_entropy_hand_value():
+  # Two classes with equal logits: CE = log 2.
+  assert float(losses.cross_entropy(jnp.zeros((3, 2)), jnp.array([0, 1, 0]))) == pytest.approx(
+    np.log(2), rel=1e-6
+  )
+
+
+def test_everything_masked_is_zero_with_zero_gradient():
+  logits = jnp.ones((4, 3))
+  labels = jnp.array([0, 1, 2, 0])
+  mask = jnp.zeros(4, bool)
+  assert float(losses.cross_entropy(logits, labels, mask)) == 0.0
+  g = jax.grad(lambda z: losses.cross_entropy(z, labels, mask))(logits)
+  assert np.all(np.isfinite(g)) and np.all(g == 0)
+
+
+def test_reg_cls_loss_combination():
+  rng = np.random.default_rng(1)
+  pred, y = rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)
+  logits, labels = rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 4, 8)
+  keep = rng.random(8) < 0.6
+  keep[0] = True
+  weight = np.ones(8, np.float32)
+  weight[-1] = 0
+  lam, s = 100.0, 0.5
+  loss, parts = losses.reg_cls_loss(
+    pred, y, logits, labels, lam=lam, scale=s, weight=weight, cls_mask=keep
+  )
+  mse = np.sum(weight * (pred - y) ** 2) / weight.sum()
+  kept = keep & (weight > 0)
+  ce = -np_log_softmax(logits.astype(np.float64))[np.arange(8), labels][kept].mean()
+  np.testing.assert_allclose(parts["reg"], mse, rtol=1e-5)
+  np.testing.assert_allclose(parts["ce"], ce, rtol=1e-5)
+  np.testing.assert_allclose(loss, s * (lam * mse + ce), rtol=1e-5)
+  # Regression-only model: s * MSE.
+  loss_reg, parts_reg = losses.reg_cls_loss(pred, y, None, None, lam=lam, scale=s)
+  np.testing.assert_allclose(loss_reg, s * np.mean((pred - y) ** 2), rtol=1e-5)
+  assert float(parts_reg["ce"]) == 0.0
+
+
+def test_summed_regression_loss_by_hand():
+  pred = jnp.array([1.0, 2.0, 4.0])
+  target = jnp.array([0.0, 0.0, 1.0])
+  weight = jnp.array([1.0, 1.0, 0.0])
+  assert float(losses.regression_loss(pred, target, reduction="sum")) == 1 + 4 + 9
+  assert float(losses.regression_loss(pred, target, weight, reduction="sum")) == 5
+  loss, parts = losses.reg_cls_loss(
+    pred, target, None, None, lam=2.0, scale=0.5, weight=weight, reg_reduction="sum"
+  )
+  assert float(loss) == 0.5 * 5 and float(parts["reg"]) == 5
