@@ -42,6 +42,15 @@ def tfds_root(tmp_path_factory):
   return tmp_path_factory.mktemp("tfds")
 
 
+def tiny_1d_config(**overrides):
+  """``configs/synthetic1d.py:grid=tiny`` with ``overrides`` (config field -> value)."""
+  config = load_config("configs/synthetic1d.py", "grid=tiny")
+  with config.unlocked():
+    for key, value in overrides.items():
+      config[key] = value
+  return config
+
+
 def data_config(name, data_dir, tfds_dir, arg="runlocal", **overrides):
   """A real-data config pointed at ``data_dir``, unlocked for the test's overrides."""
   config = load_config(CONFIG_FILES[name], arg)

@@ -3,17 +3,10 @@
 import dataclasses
 
 import pytest
+from conftest import tiny_1d_config
 
 from regcls_jax.families.synthetic1d import plan
 from regcls_jax.train_lib.config import load_config
-
-
-def tiny_config(**overrides):
-  config = load_config("configs/synthetic1d.py", "grid=tiny")
-  with config.unlocked():
-    for k, v in overrides.items():
-      config[k] = v
-  return config
 
 
 def test_plan_paper_grid():
@@ -43,11 +36,11 @@ def test_plan_paper_grid():
 )
 def test_bad_config_values(key, value, match):
   with pytest.raises(ValueError, match=match):
-    plan.plan_runs(tiny_config(**{key: value}))
+    plan.plan_runs(tiny_1d_config(**{key: value}))
 
 
 def test_negative_lambda():
-  config = tiny_config()
+  config = tiny_1d_config()
   config.lam.clean = (-1.0,)
   with pytest.raises(ValueError, match="config.lam.clean"):
     plan.plan_runs(config)

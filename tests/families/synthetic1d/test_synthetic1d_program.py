@@ -4,24 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_1d_config
 
 from regcls_jax.data import synthetic1d
 from regcls_jax.families.synthetic1d import plan, program
 from regcls_jax.train_lib import sharding
-from regcls_jax.train_lib.config import load_config
-
-
-def tiny_config(**overrides):
-  config = load_config("configs/synthetic1d.py", "grid=tiny")
-  with config.unlocked():
-    for k, v in overrides.items():
-      config[k] = v
-  return config
 
 
 def test_model_in_a_chunk_trains_as_if_alone():
   """A model's result does not depend on which other models share its chunk (or padding)."""
-  config = tiny_config(samplings=("uniform", "severe"), num_classes=(8,), balanced=(True,))
+  config = tiny_1d_config(samplings=("uniform", "severe"), num_classes=(8,), balanced=(True,))
   cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sharding.models_mesh()
   runs = [r for r in plan.plan_runs(config) if r.method == "regcls"]
@@ -40,13 +32,7 @@ def test_model_in_a_chunk_trains_as_if_alone():
 
 
 def _tiny(**overrides):
-  config = load_config("configs/synthetic1d.py", "grid=tiny")
-  with config.unlocked():
-    config.samplings = ("severe",)
-    config.epochs = 3
-    for k, v in overrides.items():
-      config[k] = v
-  return config
+  return tiny_1d_config(**{"samplings": ("severe",), "epochs": 3, **overrides})
 
 
 @pytest.mark.parametrize(
