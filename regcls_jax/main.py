@@ -73,6 +73,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
 
   from regcls_jax import families
+  from regcls_jax.train_lib import workdir as workdir_lib
 
   workdir = FLAGS.workdir
   config = FLAGS.config
@@ -86,8 +87,11 @@ def main(argv):
       families.train_and_evaluate(config, workdir)
     else:
       families.evaluate(config, workdir)
-  except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as e:
-    _fail(str(e))  # bad input or a diverged run: one line naming what is wrong, no traceback
+  except (ValueError, OSError, FloatingPointError, workdir_lib.WorkdirBusyError) as e:
+    # Bad input, a diverged run, a busy workdir, a full disk or a denied path: one line naming
+    # what is wrong (OSErrors name their path), no traceback. Checkpoints are written
+    # atomically, so the last good one is intact.
+    _fail(str(e))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,24 @@ def require_file(path: str, what: str) -> str:
   return path
 
 
+def path_inside(data_dir: str, rel: str, where: str) -> str:
+  """``data_dir/rel``, refusing a path that leaves ``data_dir`` (absolute, or through ``..``)."""
+  full = os.path.normpath(os.path.join(data_dir, rel))
+  root = os.path.normpath(data_dir)
+  if os.path.isabs(rel) or os.path.commonpath([root, full]) != root:
+    raise DataError(f"{where}: path {rel!r} leaves the data directory {data_dir}")
+  return full
+
+
+def no_duplicates(keys, path: str, first_line: int, what: str) -> None:
+  """Raises DataError naming both lines when one ``what`` appears twice in a csv file."""
+  seen: dict[str, int] = {}
+  for line, key in enumerate(keys, start=first_line):
+    if key in seen:
+      raise DataError(f"{path}, line {line}: duplicates line {seen[key]} (the same {what} {key!r})")
+    seen[key] = line
+
+
 def read_csv(path: str, columns: Sequence[str] | None) -> list[list[str]]:
   """Rows of a csv file; with ``columns`` the header must be exactly those names.
 

@@ -34,18 +34,20 @@ def read_meta(data_dir: str) -> dict[str, list[tuple[float, str]]]:
   """``{split: [(age, absolute image path), ...]}`` in csv order, checked.
 
   Raises:
-    DataError: missing directory or csv, wrong header, bad age, unknown split, missing image
-      file, or an empty split.
+    DataError: missing directory or csv, wrong header, bad age, unknown split, a duplicated
+      row, an image path outside ``data_dir``, a missing image file, or an empty split.
   """
   common.require_dir(data_dir, "IMDB-WIKI-DIR")
   path = os.path.join(data_dir, CSV)
   out = {s: [] for s in SPLITS}
-  for line, (age, rel, split) in enumerate(common.read_csv(path, COLUMNS), start=2):
+  rows = common.read_csv(path, COLUMNS)
+  common.no_duplicates((rel for _, rel, _ in rows), path, 2, "image path")
+  for line, (age, rel, split) in enumerate(rows, start=2):
     where = f"{path}, line {line}"
     value = common.parse_label(age, where, 0, MAX_AGE)
     if split not in out:
       raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
-    image = os.path.join(data_dir, rel)
+    image = common.path_inside(data_dir, rel, where)
     common.require_file(image, f"image (referenced at {where})")
     out[split].append((value, image))
   common.require_nonempty(out, path)

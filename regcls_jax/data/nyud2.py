@@ -18,6 +18,7 @@ the per-record ``depth_scale`` that turns them into metres.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -60,12 +61,16 @@ def _pairs(data_dir: str, csv_name: str) -> list[tuple[str, str]]:
   rows = common.read_csv(path, None)
   if rows and len(rows[0]) != 2:
     raise DataError(f"{path}: expected 2 columns (rgb path, depth path), found {len(rows[0])}")
+  common.no_duplicates((rgb for rgb, _ in rows), path, 1, "rgb path")
   out = []
   for line, (rgb, depth) in enumerate(rows, start=1):
     where = f"referenced at {path}, line {line}"
     out.append(
       tuple(
-        common.require_file(os.path.join(data_dir, p), f"image ({where})") for p in (rgb, depth)
+        common.require_file(
+          common.path_inside(data_dir, p, f"{path}, line {line}"), f"image ({where})"
+        )
+        for p in (rgb, depth)
       )
     )
   return out
@@ -109,8 +114,11 @@ def _resize_short_side(image: Image.Image) -> Image.Image:
   return image.resize(size, resample=Image.BILINEAR)
 
 
-def load_pair(paths: tuple[str, str]) -> tuple[bytes, bytes, float, np.ndarray]:
-  """The stored form of one pair.
+def load_pair(
+  paths: tuple[str, str], test: bool | None = None
+) -> tuple[bytes, bytes, float, np.ndarray]:
+  """The stored form of one pair; ``test`` (when known) is whether it is a test pair, whose depth
+  must be 16-bit millimetres (training depth is 8-bit, value / 255 * 10 m).
 
   Returns:
     (JPEG rgb bytes, 16-bit PNG depth bytes in source units, metres per unit, depth in metres
@@ -125,6 +133,12 @@ def load_pair(paths: tuple[str, str]) -> tuple[bytes, bytes, float, np.ndarray]:
     scale = TEST_SCALE
   else:
     raise DataError(f"{depth_path}: expected an 8- or 16-bit grey depth PNG, found mode {raw.mode}")
+  if test is not None and test != (scale == TEST_SCALE):
+    want, found = (
+      ("16-bit millimetres", "8-bit") if test else ("8-bit (value / 255 * 10 m)", "16-bit")
+    )
+    split = "test" if test else "training"
+    raise DataError(f"{depth_path}: {split} depth must be a {want} PNG, found {found}")
   if raw.size != rgb.size:
     raise DataError(f"{depth_path}: size {raw.size} differs from its image's {rgb.size}")
   depth = _resize_short_side(raw.convert("F"))
@@ -133,9 +147,9 @@ def load_pair(paths: tuple[str, str]) -> tuple[bytes, bytes, float, np.ndarray]:
   return common.encode(rgb, "JPEG"), common.encode(units, "PNG"), scale, units * np.float32(scale)
 
 
-def _load_with_stats(paths):
+def _load_with_stats(paths, test: bool | None = None):
   """`load_pair` plus the mean valid (> 0) depth and the count of each valid stored value."""
-  rgb, depth, scale, metres = load_pair(paths)
+  rgb, depth, scale, metres = load_pair(paths, test)
   valid = metres[metres > 0]
   mean = float(valid.mean()) if valid.size else 0.0
   units = np.rint(metres / np.float32(scale)).astype(np.int64)
@@ -195,7 +209,7 @@ class Nyud2Dir(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split, pairs, mask, data_dir):
     means, counts = [], np.zeros(256, np.int64)
     for i, (rgb, depth, scale, mean, hist) in enumerate(
-      common.parallel_map(_load_with_stats, pairs)
+      common.parallel_map(functools.partial(_load_with_stats, test=split == "test"), pairs)
     ):
       means.append(mean)
       if split == "train":

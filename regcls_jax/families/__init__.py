@@ -9,9 +9,13 @@ are imported when its config is run, so running one family never loads another.
 from __future__ import annotations
 
 import importlib
+import os
 
 import jax
 import ml_collections
+
+from regcls_jax.train_lib import validate
+from regcls_jax.train_lib import workdir as workdir_lib
 
 # config.experiment -> the family package that trains it.
 FAMILIES = {
@@ -46,10 +50,24 @@ def trainer(config: ml_collections.ConfigDict):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Trains what ``config`` describes, evaluates it, and writes everything under ``workdir``."""
-  return trainer(config).train_and_evaluate(config, workdir)
+  """Trains what ``config`` describes, evaluates it, and writes everything under ``workdir``.
+
+  Every family gets the same guarantees from here: the config is checked (`validate`) before
+  anything is written, the workdir is locked for the run (a second run refuses in one line),
+  and a run that fails before its first checkpoint leaves no workdir it created behind.
+  """
+  validate.check_config(config)
+  module = trainer(config)
+  with workdir_lib.run_in(workdir):
+    return module.train_and_evaluate(config, workdir)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Evaluates the checkpoint in ``workdir`` without training."""
-  return trainer(config).evaluate(config, workdir)
+  """Evaluates the checkpoint in ``workdir`` without training (the workdir locked meanwhile)."""
+  validate.check_config(config)
+  module = trainer(config)
+  workdir_lib.check_workdir(workdir)
+  if not os.path.isdir(workdir):
+    return module.evaluate(config, workdir)  # names the missing checkpoint
+  with workdir_lib.run_in(workdir):
+    return module.evaluate(config, workdir)

@@ -11,6 +11,7 @@ on commit, so an interrupted save never leaves a half-written step behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 import grain
@@ -40,7 +41,11 @@ class Checkpointer:
       self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+          max_to_keep=max_to_keep,
+          create=True,
+          enable_async_checkpointing=False,
+          # Leftovers of a save that a kill interrupted are removed at start.
+          cleanup_tmp_directories=True,
         ),
         item_names=("params", "meta", "data"),
       )
@@ -48,14 +53,34 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, params: dict, meta: dict, data_iterator=None) -> None:
-    """Saves (atomically) and waits; ``data_iterator`` is a Grain iterator to resume from."""
+  def save(self, step: int, params: dict, meta: dict, data_iterator=None) -> bool:
+    """Saves (atomically) and waits; ``data_iterator`` is a Grain iterator to resume from.
+
+    Idempotent: a completed checkpoint of ``step`` is kept as it is (a resumed run that reaches
+    a step an interrupted run had already saved computes the same state), so a kill between
+    two saves never leaves a workdir whose rerun fails. Returns whether it wrote.
+    """
+    if step in self._manager.all_steps():
+      logging.warning("%s: step %d is already saved; kept", self.directory, step)
+      return False
     items = {"params": ocp.args.StandardSave(params), "meta": ocp.args.JsonSave(meta)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-    with _quiet():
-      self._manager.save(step, args=ocp.args.Composite(**items), force=True)
-      self._manager.wait_until_finished()
+    try:
+      with _quiet():
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+        self._manager.wait_until_finished()
+    except (OSError, ValueError) as e:  # tensorstore reports a full disk as a ValueError
+      text = str(e)
+      if isinstance(e, OSError) or "RESOURCE_EXHAUSTED" in text or "No space" in text:
+        raise OSError(
+          errno.ENOSPC if "RESOURCE_EXHAUSTED" in text or "No space" in text else e.errno,
+          f"cannot save checkpoint step {step} (disk full or not writable); the last complete "
+          "checkpoint is kept",
+          self.directory,
+        ) from None
+      raise
+    return True
 
   def restore(self, step: int | None = None, data_iterator=None) -> tuple[dict, dict]:
     """``(params, meta)`` of ``step`` (default: the latest); also rewinds ``data_iterator``."""
@@ -68,6 +93,15 @@ class Checkpointer:
     with _quiet():
       out = self._manager.restore(step, args=ocp.args.Composite(**items))
     return jax.tree.map(np.asarray, dict(out.params)), dict(out.meta)
+
+  def restore_meta(self, step: int | None = None) -> dict:
+    """The JSON ``meta`` of ``step`` (default: the latest) alone, without its arrays."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    with _quiet():
+      out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(out.meta)
 
   def close(self) -> None:
     with _quiet():

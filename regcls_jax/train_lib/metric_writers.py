@@ -21,10 +21,23 @@ def write_csv(rows: Sequence[dict], path: str, columns: Sequence[str]) -> None:
 
 
 class MetricsLog:
-  """``metrics.jsonl`` in the workdir (process 0): one JSON line per logged step / epoch."""
+  """``metrics.jsonl`` in the workdir (process 0): one JSON line per logged step / epoch.
 
-  def __init__(self, workdir: str):
+  A resumed run passes the step it resumes at: the lines an interrupted run wrote after that
+  step (its last checkpoint) are dropped, so every step appears once.
+  """
+
+  def __init__(self, workdir: str, resumed_step: int | None = None):
     self._path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
+    if self._path and resumed_step is not None and os.path.exists(self._path):
+      with open(self._path) as f:
+        lines = [ln for ln in f if ln.strip()]
+      keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= resumed_step]
+      if len(keep) != len(lines):
+        tmp = self._path + ".tmp"
+        with open(tmp, "w") as f:
+          f.writelines(keep)
+        os.replace(tmp, self._path)
 
   def write(self, **record) -> None:
     if self._path:

@@ -60,8 +60,25 @@ def test_corrupt_image(fixture_copy, tmp_path):
     (lambda ls: ls[:1] + ["old" + ls[1][ls[1].index(",") :]] + ls[2:], "'old' is not a number"),
     (lambda ls: [ln for ln in ls if not ln.endswith(",test")], "split 'test' is empty"),
     (lambda ls: ls[:1] + [ls[1].rsplit(",", 1)[0] + ",dev"] + ls[2:], "split 'dev' is not"),
+    (lambda ls: ls[:3] + [ls[1]] + ls[3:], "line 4: duplicates line 2"),
+    (
+      lambda ls: ls[:1] + ["30,../outside.jpg,train"] + ls[1:],
+      "line 2: path '../outside.jpg' leaves",
+    ),
+    (lambda ls: ls[:1] + ["30,/etc/passwd,train"] + ls[1:], "line 2: path '/etc/passwd' leaves"),
   ],
-  ids=["columns", "row-width", "nan", "negative", "non-numeric", "empty-split", "split-name"],
+  ids=[
+    "columns",
+    "row-width",
+    "nan",
+    "negative",
+    "non-numeric",
+    "empty-split",
+    "split-name",
+    "duplicate-row",
+    "parent-path",
+    "absolute-path",
+  ],
 )
 def test_bad_imdb_csv(fixture_copy, tmp_path, edit, match):
   d = fixture_copy("imdb_wiki")
@@ -75,6 +92,28 @@ def test_nyud2_bad_csv_and_mask(fixture_copy, tmp_path):
   _prepare_fails("nyud2", d, tmp_path / "tfds", r"test_balanced_mask.npy: expected a bool array")
   _edit_csv(d / "data" / "nyu2_test.csv", lambda ls: [ln + ",extra" for ln in ls])
   _prepare_fails("nyud2", d, tmp_path / "tfds", "nyu2_test.csv: expected 2 columns")
+
+
+def test_nyud2_duplicate_row_and_outside_path(fixture_copy, tmp_path):
+  d = fixture_copy("nyud2")
+  csv_path = d / "data" / "nyu2_train.csv"
+  original = csv_path.read_text()
+  _edit_csv(csv_path, lambda ls: ls + ls[:1])
+  _prepare_fails("nyud2", d, tmp_path / "tfds", r"nyu2_train.csv, line \d+: duplicates line 1")
+  csv_path.write_text(original)
+  _edit_csv(csv_path, lambda ls: ["../x.jpg,../x.png"] + ls)
+  _prepare_fails("nyud2", d, tmp_path / "tfds", "line 1: path '../x.jpg' leaves the data directory")
+
+
+def test_nyud2_test_depth_must_be_16_bit(fixture_copy, tmp_path):
+  from PIL import Image
+
+  d = fixture_copy("nyud2")
+  depth = open(d / "data" / "nyu2_test.csv").read().splitlines()[0].split(",")[1]
+  mm = np.asarray(Image.open(d / depth))
+  Image.fromarray(np.clip(mm / 1000 / 10 * 255, 0, 255).astype(np.uint8)).save(d / depth)
+  msg = _prepare_fails("nyud2", d, tmp_path / "tfds", "test depth must be a 16-bit millimetres PNG")
+  assert depth in msg
 
 
 def test_nyud2_corrupt_depth(fixture_copy, tmp_path):

@@ -76,3 +76,77 @@ def test_pytrees_take_and_stack():
   stacked = pytrees.stack(trees)
   assert stacked["a"].shape == (3, 2)
   np.testing.assert_array_equal(pytrees.take(stacked, np.array([2, 0]))["b"], [2, 0])
+
+
+def test_lock_refuses_a_live_owner_and_takes_over_a_dead_one(tmp_path):
+  import os
+  import socket
+  import subprocess
+  import sys
+
+  lock = workdir.WorkdirLock(str(tmp_path))
+  lock.acquire()
+  owner = json.loads((tmp_path / ".lock").read_text())
+  assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
+  lock.release()
+  assert not (tmp_path / ".lock").exists()
+  # A live process of this host holds it: refused, the lock untouched.
+  live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    (tmp_path / ".lock").write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
+    with pytest.raises(workdir.WorkdirBusyError, match=f"in use by pid {live.pid}"):
+      workdir.WorkdirLock(str(tmp_path)).acquire()
+  finally:
+    live.kill()
+    live.wait()
+  # The same process is gone (kill -9): its lock is taken over.
+  taken = workdir.WorkdirLock(str(tmp_path))
+  taken.acquire()
+  assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+  taken.release()
+  # Another host's lock cannot be checked: refused, naming the file to delete.
+  (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+  with pytest.raises(workdir.WorkdirBusyError, match="delete the lock file"):
+    workdir.WorkdirLock(str(tmp_path)).acquire()
+
+
+def test_a_failed_start_leaves_no_workdir_it_created(tmp_path):
+  target = tmp_path / "new"
+  with pytest.raises(ValueError, match="boom"):
+    with workdir.run_in(str(target)):
+      (target / "config.json").write_text("{}")
+      raise ValueError("boom")
+  assert not target.exists()
+  # An existing workdir is kept; the lock is released either way.
+  target.mkdir()
+  with pytest.raises(ValueError):
+    with workdir.run_in(str(target)):
+      raise ValueError("boom")
+  assert target.exists() and not (target / ".lock").exists()
+
+
+def test_check_resume_names_the_changed_fields():
+  config = load_config("configs/synthetic1d.py", "grid=tiny")
+  fields = ("epochs", "num_classes", "data.all_samples")
+  meta = workdir.resume_meta(config, fields)
+  workdir.check_resume(meta, config, fields, "ckpt")  # same config: fine
+  with config.unlocked():
+    config.epochs = 7
+    config.data.all_samples = 100
+  with pytest.raises(
+    ValueError,
+    match=r"ckpt holds a checkpoint of a different config: "
+    r"config\.data\.all_samples \(6000 -> 100\), config\.epochs \(2 -> 7\)",
+  ):
+    workdir.check_resume(meta, config, fields, "ckpt")
+
+
+def test_metrics_log_drops_the_lines_after_the_resumed_step(tmp_path):
+  from regcls_jax.train_lib import metric_writers
+
+  log = metric_writers.MetricsLog(str(tmp_path))
+  for step in (1, 2, 3, 4):
+    log.write(step=step, loss=float(step))
+  metric_writers.MetricsLog(str(tmp_path), resumed_step=2).write(step=3, loss=30.0)
+  steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [1, 2, 3]

@@ -21,36 +21,50 @@ from absl import logging
 
 from regcls_jax.families.breakfast import frames as frames_lib
 from regcls_jax.families.breakfast import plan, program, report
-from regcls_jax.train_lib import checkpoint, pytrees, sharding
+from regcls_jax.train_lib import checkpoint, guards, pytrees, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 from regcls_jax.train_lib.progress import format_seconds
 
 
 def train_and_evaluate(config, workdir: str) -> list[dict]:
-  """Trains every method's models, writes results.csv, table5.md and the checkpoint."""
+  """Trains every method's models, writes results.csv, table5.md and the checkpoint.
+
+  SIGTERM stops after the method in flight (its models saved); the same command resumes.
+  """
+  preemption = guards.Preemption()  # first: a SIGTERM during start-up is a stop request too
+  try:
+    return _train(config, workdir, preemption)
+  finally:
+    preemption.close()
+
+
+def _train(config, workdir: str, preemption: guards.Preemption) -> list[dict]:
   plan.check_methods(config)
   workdir_lib.prepare_workdir(workdir)
   models = plan.plan_models(config)
   frames = frames_lib.load(config)
   pairs = [plan.model_frames(frames, m) for m in models]  # checks every split/activity first
-  workdir_lib.write_config(config, workdir)
   mesh = sharding.models_mesh()
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
-  fingerprint = workdir_lib.fingerprint(config, plan.PLAN_FIELDS)
   rows, params, done = [], {}, []
   if ckpt.latest_step() is not None:
     params, meta = ckpt.restore()
-    if meta.get("fingerprint") != fingerprint:
-      raise ValueError(
-        f"{ckpt.directory} holds a checkpoint of a different run; use a new --workdir"
-      )
+    workdir_lib.check_resume(meta, config, plan.PLAN_FIELDS, ckpt.directory)
     rows, done = list(meta["rows"]), list(meta["methods_done"])
     logging.info("resuming: %s already trained", ", ".join(done))
+  workdir_lib.write_config(config, workdir)
   features, start = jax.device_put(frames.features), time.perf_counter()
   targets = jax.device_put(frames.targets(config.target))
-  for k, method in enumerate(config.methods):
-    if method in done:
-      continue
+  todo = [m for m in config.methods if m not in done]
+  for method in todo:
+    if preemption.requested:
+      logging.warning(
+        "SIGTERM: stopped after %s with %d method(s) to go; %s keeps the finished ones; run "
+        "the same command again to resume", ", ".join(done), len(todo) - todo.index(method),
+        ckpt.directory,
+      )  # fmt: skip
+      ckpt.close()
+      return rows
     t = time.perf_counter()
     model_in, train_in, test_in = plan.method_inputs(
       config, frames, models, method, mesh.devices.size
@@ -66,8 +80,8 @@ def train_and_evaluate(config, workdir: str) -> list[dict]:
     rows += report.rows_of(models, method, config.target, metrics["rmse"][:real], loss, pairs)
     params[method] = pytrees.flatten(pytrees.take(out_params, np.arange(real)))
     done.append(method)
-    meta = dict(fingerprint=fingerprint, rows=rows, methods_done=done)
-    ckpt.save(k + 1, params, meta)
+    meta = dict(rows=rows, methods_done=done, **workdir_lib.resume_meta(config, plan.PLAN_FIELDS))
+    ckpt.save((ckpt.latest_step() or 0) + 1, params, meta)  # steps only grow
     elapsed = time.perf_counter() - start
     logging.info(
       "%s: %d models x %d epochs in %s | %d/%d methods, elapsed %s",

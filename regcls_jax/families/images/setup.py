@@ -97,6 +97,17 @@ def make_loss_fn(config, priors: dict | None = None):
 # Set-up: model, state, step
 
 
+# The config fields that define a run's checkpoints: a resume with any of them changed refuses.
+# Not among them: where the data lie, how fast they are read, logging, checkpoint intervals and
+# max_steps (a stopping point: training to a later one continues the same run).
+PLAN_FIELDS = (
+  "experiment", "method", "num_classes", "balanced", "rebalance", "lam", "scale", "loss",
+  "model", "accum_steps", "weight_decay", "lr", "lr_decay", "lr_decay_epochs", "epochs", "seed",
+  "peers", "data.name", "data.batch_size", "data.seed", "data.sampling", "data.peak_centre",
+  "data.sampling_bins", "data.epoch_size", "data.fixture",
+)  # fmt: skip
+
+
 @dataclasses.dataclass
 class Setup:
   builder: object

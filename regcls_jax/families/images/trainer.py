@@ -34,18 +34,26 @@ def train_and_evaluate(config, workdir: str) -> dict:
   FloatingPointError naming the first such step, before anything of it is saved.
   """
   workdir_lib.prepare_workdir(workdir)
-  s = setup_lib.setup(config)
-  workdir_lib.write_config(config, workdir)
+  setup_lib.check_method(config)
   latest, best = setup_lib.checkpointers(workdir)
+  resuming = latest.latest_step() is not None
+  if resuming:  # before any work or file: a resume with another config refuses here
+    meta = latest.restore_meta()
+    workdir_lib.check_resume(meta, config, setup_lib.PLAN_FIELDS, latest.directory)
+  s = setup_lib.setup(config)
   per_step = config.data.batch_size * config.accum_steps
   loader = pipeline.make_loader(s.builder, config, "train", s.classes, batch_size=per_step)
   it = iter(loader)
-  state, meta = s.state, {"step": 0, "epoch": 0, "best": None, "history": []}
-  if latest.latest_step() is not None:
+  state = s.state
+  meta = {"step": 0, "epoch": 0, "best": None, "history": []}
+  meta |= workdir_lib.resume_meta(config, setup_lib.PLAN_FIELDS)
+  if resuming:
     state, meta = setup_lib.restore_state(latest, s, data_iterator=it)
     logging.info("resuming at step %d (epoch %d)", meta["step"], meta["epoch"])
+  workdir_lib.write_config(config, workdir)
   writer = metric_writers.tensorboard_writer(workdir)
-  log_file, preemption = metric_writers.MetricsLog(workdir), guards.Preemption()
+  log_file = metric_writers.MetricsLog(workdir, resumed_step=int(meta["step"]))
+  preemption = guards.Preemption()
   total = config.epochs * s.steps_per_epoch
   if config.max_steps:
     total = min(total, config.max_steps)

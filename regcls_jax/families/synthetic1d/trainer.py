@@ -18,7 +18,7 @@ from absl import logging
 
 from regcls_jax.data import synthetic1d
 from regcls_jax.families.synthetic1d import plan, program, report
-from regcls_jax.train_lib import checkpoint, pytrees, sharding
+from regcls_jax.train_lib import checkpoint, guards, pytrees, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 
 # Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
@@ -48,10 +48,6 @@ _PLAN_FIELDS = (
 _PLAN_VERSION = 2
 
 
-def plan_fingerprint(config) -> str:
-  return workdir_lib.fingerprint(config, _PLAN_FIELDS, version=_PLAN_VERSION)
-
-
 def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:
   return dict(
     scenario=run.scenario,
@@ -77,29 +73,37 @@ def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarr
 
 
 def train_and_evaluate(config, workdir: str) -> list[dict]:
-  """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint."""
+  """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint.
+
+  A resume with another config refuses before any file is written. SIGTERM saves the
+  checkpoint after the chunk in flight and returns (reports are written by the run that
+  finishes the grid); the same command resumes.
+  """
+  preemption = guards.Preemption()  # first: a SIGTERM during start-up is a stop request too
+  try:
+    return _train(config, workdir, preemption)
+  finally:
+    preemption.close()
+
+
+def _train(config, workdir: str, preemption: guards.Preemption) -> list[dict]:
   workdir_lib.prepare_workdir(workdir)
   runs = plan.plan_runs(config)
   mesh = sharding.models_mesh()
   cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
   chunks = plan.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
-  workdir_lib.write_config(config, workdir)
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
-  fingerprint = plan_fingerprint(config)
   rows: list[dict] = []
   parts: dict[str, list[dict]] = {}
   done = 0
   if ckpt.latest_step() is not None:
     params, meta = ckpt.restore()
-    if meta.get("fingerprint") != fingerprint:
-      raise ValueError(
-        f"{ckpt.directory} holds a checkpoint of a different grid (fingerprint "
-        f"{meta.get('fingerprint')} != {fingerprint}); use a new --workdir"
-      )
+    workdir_lib.check_resume(meta, config, _PLAN_FIELDS, ckpt.directory, _PLAN_VERSION)
     done, rows = int(meta["chunks_done"]), list(meta["rows"])
     parts = {g: [p] for g, p in params.items()}
     logging.info("resuming after chunk %d/%d (%d models restored)", done, len(chunks), len(rows))
+  workdir_lib.write_config(config, workdir)
 
   logging.info(
     "1D grid: %d models in %d chunks on %d %s device(s)",
@@ -112,21 +116,38 @@ def train_and_evaluate(config, workdir: str) -> list[dict]:
   for chunk in chunks[:done]:
     progress.skip(chunk)
   last_save = time.perf_counter()
-  for i in range(done, len(chunks)):
-    chunk = chunks[i]
-    t = time.perf_counter()
-    params, metrics = program.train_chunk(chunk, cache, config, mesh)
-    first = sum(len(next(iter(p.values()))) for p in parts.get(chunk.group, []))
-    for j, r in enumerate(chunk.runs[: chunk.num_real]):
-      rows.append(_row(r, metrics, j, chunk.group, first + j))
-    parts.setdefault(chunk.group, []).append(pytrees.flatten(params))
-    progress.update(i, len(chunks), chunk, time.perf_counter() - t)
-    if i + 1 == len(chunks) or time.perf_counter() - last_save > config.checkpoint_every_secs:
-      parts = {g: [p] for g, p in _concat_groups(parts).items()}
-      meta = dict(fingerprint=fingerprint, chunks_done=i + 1, rows=rows)
-      ckpt.save(i + 1, {g: p[0] for g, p in parts.items()}, meta)
-      last_save = time.perf_counter()
-  ckpt.close()
+  try:
+    for i in range(done, len(chunks)):
+      chunk = chunks[i]
+      t = time.perf_counter()
+      params, metrics = program.train_chunk(chunk, cache, config, mesh)
+      first = sum(len(next(iter(p.values()))) for p in parts.get(chunk.group, []))
+      for j, r in enumerate(chunk.runs[: chunk.num_real]):
+        rows.append(_row(r, metrics, j, chunk.group, first + j))
+      parts.setdefault(chunk.group, []).append(pytrees.flatten(params))
+      progress.update(i, len(chunks), chunk, time.perf_counter() - t)
+      last = i + 1 == len(chunks)
+      if (
+        last
+        or preemption.requested
+        or time.perf_counter() - last_save > config.checkpoint_every_secs
+      ):
+        parts = {g: [p] for g, p in _concat_groups(parts).items()}
+        meta = dict(
+          chunks_done=i + 1,
+          rows=rows,
+          **workdir_lib.resume_meta(config, _PLAN_FIELDS, _PLAN_VERSION),
+        )
+        ckpt.save(i + 1, {g: p[0] for g, p in parts.items()}, meta)
+        last_save = time.perf_counter()
+      if preemption.requested and not last:
+        logging.warning(
+          "SIGTERM: stopped after chunk %d/%d and saved %s; run the same command again to resume",
+          i + 1, len(chunks), ckpt.directory,
+        )  # fmt: skip
+        return rows
+  finally:
+    ckpt.close()
   write_reports(rows, config, workdir)
   return rows
 

@@ -101,3 +101,46 @@ def test_depth_rejects_per_image_methods(fixture_root, tfds_root, tmp_path):
   assert out.returncode == 2
   last = out.stderr.strip().splitlines()[-1]
   assert last.startswith("error: config.method: unknown method 'bmc'"), out.stderr[-2000:]
+
+
+def _files(root):
+  return {
+    os.path.relpath(os.path.join(d, f), root): os.stat(os.path.join(d, f)).st_mtime_ns
+    for d, _, fs in os.walk(root)
+    for f in fs
+  }
+
+
+def test_a_kill_between_the_two_saves_resumes_and_a_changed_config_refuses(
+  fixture_root, tfds_root, tmp_path
+):
+  """A process killed after checkpoints/best/N but before checkpoints/latest/N is complete:
+  the same command resumes (the rerun reaches step N again and keeps the saved best/N). A
+  rerun with another config refuses in one line and changes no file."""
+  import shutil
+
+  data, config = fixture_root / "imdb_wiki", "configs/imdbwiki.py:runlocal"
+  latest = tmp_path / "checkpoints" / "latest"
+  _main(config, tmp_path, data, tfds_root, "--config.max_steps=4")  # epoch 1: latest/4, best/4
+  shutil.copytree(latest / "4", tmp_path / "latest_4")
+  _main(config, tmp_path, data, tfds_root)  # epoch 2: best/8, then latest/8 (latest/4 removed)
+  assert (tmp_path / "checkpoints" / "best" / "8").is_dir()
+  # What a kill after best/8 and before latest/8 was complete leaves: latest/4 and best/8.
+  shutil.rmtree(latest / "8")
+  shutil.move(tmp_path / "latest_4", latest / "4")
+  out = _main(config, tmp_path, data, tfds_root)
+  assert "already saved; kept" in out.stderr
+  ckpt = Checkpointer(str(latest))
+  assert ckpt.latest_step() == 8
+  ckpt.close()
+
+  before = _files(tmp_path)
+  cmd = [
+    sys.executable, "-m", "regcls_jax.main", f"--config={config}", f"--workdir={tmp_path}",
+    f"--config.data.data_dir={data}", f"--config.data.tfds_dir={tfds_root}", "--config.lam=2.0",
+  ]  # fmt: skip
+  out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 2 and "Traceback" not in out.stderr
+  last_line = out.stderr.strip().splitlines()[-1]
+  assert "holds a checkpoint of a different config: config.lam (1.0 -> 2.0)" in last_line
+  assert _files(tmp_path) == before

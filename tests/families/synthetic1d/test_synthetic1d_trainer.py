@@ -81,7 +81,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
 
   with config.unlocked():
     config.epochs = 3
-  with pytest.raises(ValueError, match="different grid"):
+  with pytest.raises(ValueError, match=r"different config: config\.epochs \(2 -> 3\)"):
     trainer.train_and_evaluate(config, str(tmp_path / "resumed"))
 
 
