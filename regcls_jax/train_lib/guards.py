@@ -36,6 +36,22 @@ class Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def preemptible(train):
+  """Decorates a trainer ``train(config, workdir, preemption)``: a `Preemption` is installed
+  for the call (first thing, so a SIGTERM during start-up is a stop request too) and passed as
+  ``preemption``; the trainer stops at its next safe point when ``preemption.requested``."""
+
+  @functools.wraps(train)
+  def wrapper(*args, **kwargs):
+    preemption = Preemption()
+    try:
+      return train(*args, preemption=preemption, **kwargs)
+    finally:
+      preemption.close()
+
+  return wrapper
+
+
 @functools.partial(jax.jit, donate_argnums=(0,))
 def first_nonfinite(first: jax.Array, loss: jax.Array, step: jax.Array) -> jax.Array:
   """The first step whose loss was NaN or inf (-1: none), tracked on the device without a

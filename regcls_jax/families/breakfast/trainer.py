@@ -26,19 +26,14 @@ from regcls_jax.train_lib import workdir as workdir_lib
 from regcls_jax.train_lib.progress import format_seconds
 
 
-def train_and_evaluate(config, workdir: str) -> list[dict]:
+@guards.preemptible
+def train_and_evaluate(
+  config, workdir: str, preemption: guards.Preemption | None = None
+) -> list[dict]:
   """Trains every method's models, writes results.csv, table5.md and the checkpoint.
 
   SIGTERM stops after the method in flight (its models saved); the same command resumes.
   """
-  preemption = guards.Preemption()  # first: a SIGTERM during start-up is a stop request too
-  try:
-    return _train(config, workdir, preemption)
-  finally:
-    preemption.close()
-
-
-def _train(config, workdir: str, preemption: guards.Preemption) -> list[dict]:
   plan.check_methods(config)
   workdir_lib.prepare_workdir(workdir)
   models = plan.plan_models(config)

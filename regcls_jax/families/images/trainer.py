@@ -26,7 +26,8 @@ from regcls_jax.train_lib.progress import format_seconds
 evaluate = evaluation.evaluate
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+@guards.preemptible
+def train_and_evaluate(config, workdir: str, preemption: guards.Preemption | None = None) -> dict:
   """Trains, validates every epoch, keeps the best checkpoint; returns the best val metrics.
 
   SIGTERM saves ``checkpoints/latest`` at the next step and returns (``meta['preempted']``);
@@ -53,7 +54,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   workdir_lib.write_config(config, workdir)
   writer = metric_writers.tensorboard_writer(workdir)
   log_file = metric_writers.MetricsLog(workdir, resumed_step=int(meta["step"]))
-  preemption = guards.Preemption()
   total = config.epochs * s.steps_per_epoch
   if config.max_steps:
     total = min(total, config.max_steps)
@@ -124,7 +124,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
         step, total, latest.directory,
       )  # fmt: skip
       break
-  preemption.close()
   latest.close()
   best.close()
   if writer:

@@ -72,21 +72,16 @@ def _concat_groups(parts: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarr
   return {g: {k: np.concatenate([p[k] for p in ps]) for k in ps[0]} for g, ps in parts.items()}
 
 
-def train_and_evaluate(config, workdir: str) -> list[dict]:
+@guards.preemptible
+def train_and_evaluate(
+  config, workdir: str, preemption: guards.Preemption | None = None
+) -> list[dict]:
   """Trains the grid, writes results.csv, summary.md, fig3.png and the checkpoint.
 
   A resume with another config refuses before any file is written. SIGTERM saves the
   checkpoint after the chunk in flight and returns (reports are written by the run that
   finishes the grid); the same command resumes.
   """
-  preemption = guards.Preemption()  # first: a SIGTERM during start-up is a stop request too
-  try:
-    return _train(config, workdir, preemption)
-  finally:
-    preemption.close()
-
-
-def _train(config, workdir: str, preemption: guards.Preemption) -> list[dict]:
   workdir_lib.prepare_workdir(workdir)
   runs = plan.plan_runs(config)
   mesh = sharding.models_mesh()
