@@ -27,6 +27,7 @@ from regcls_jax.data import common
 
 NAME = "breakfast"
 FEATURE_DIM = 64
+# The activity names of the released feature files ("salat", not "salad").
 ACTIVITIES = (
   "cereals",
   "coffee",
@@ -34,7 +35,7 @@ ACTIVITIES = (
   "juice",
   "milk",
   "pancake",
-  "salad",
+  "salat",
   "sandwich",
   "scrambledegg",
   "tea",

@@ -225,3 +225,15 @@ def test_fixture_layouts_are_the_published_ones(fixture_root):
   ages = [int(r[0]) for r in _csv_rows(fixture_root / "imdb_wiki" / "imdb_wiki.csv")[1:]]
   hist = np.bincount(np.asarray(ages) // 10)
   assert hist.max() >= 4 * np.median(hist[hist > 0])  # deliberately imbalanced
+
+
+def test_breakfast_video_names_are_the_released_ones():
+  """The released feature files name the salad activity 'salat'."""
+  assert breakfast.parse_video_name("features/P16_webcam02_P16_salat.txt") == (
+    16,
+    "webcam02",
+    "salat",
+  )
+  assert "salad" not in breakfast.ACTIVITIES and len(breakfast.ACTIVITIES) == 10
+  with pytest.raises(common.DataError, match="expected a name like"):
+    breakfast.parse_video_name("features/P16_cam01_P16_salad.txt")

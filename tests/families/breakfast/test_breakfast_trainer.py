@@ -49,9 +49,9 @@ def test_runlocal_end_to_end_with_eval_and_resume(fixture_root, tfds_root, tmp_p
 def test_activity_without_videos_is_an_error(fixture_copy, tmp_path):
   d = fixture_copy("breakfast")
   for sub in ("features", "groundTruth"):
-    os.remove(d / sub / "P29_cam01_P29_salad.txt")
+    os.remove(d / sub / "P29_cam01_P29_salat.txt")
   config = data_config("breakfast", d, tmp_path / "tfds")
-  with pytest.raises(common.DataError, match="split s3: activity 'salad' has no test videos"):
+  with pytest.raises(common.DataError, match="split s3: activity 'salat' has no test videos"):
     trainer.train_and_evaluate(config, str(tmp_path / "work"))
   assert not (tmp_path / "work" / "checkpoints").exists()
 
