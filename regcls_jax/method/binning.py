@@ -159,7 +159,9 @@ def make_classes(
     train_targets: the training targets the classes are fitted to.
     num_classes: K.
     balanced: False for uniform classes with no masking (every keep probability 1); True for
-      equalised classes (Eq. 12) with the keep probabilities of Eq. 13.
+      equalised classes (Eq. 12) with the keep probabilities of Eq. 13. When equalisation
+      leaves fewer than 2 classes (one bin holds most targets), the uniform classes are kept,
+      with their Eq. 13 keep probabilities (the authors' fallback).
     weights: optional count of each target (a histogram standing for the full training set).
 
   Returns:
@@ -168,6 +170,8 @@ def make_classes(
   t, w = _targets_and_weights(train_targets, weights)
   if balanced:
     edges = equalised_edges(t, num_classes, w)
+    if len(edges) - 1 < 2:  # as the authors' image and video code: never fewer than 2 classes
+      edges = uniform_edges(t, num_classes)
     keep = keep_probabilities(class_counts(assign_classes(t, edges), len(edges) - 1, w))
   else:
     edges = uniform_edges(t, num_classes)

@@ -39,6 +39,18 @@ def test_equalised_merges_everything_when_one_bin_dominates():
   np.testing.assert_allclose(binning.equalised_edges(t, 4), [0.0, 4.0])
 
 
+def test_balanced_classes_fall_back_to_uniform_below_two_classes():
+  """The authors' image / video code keeps the uniform classes (with their Eq. 13 keep
+  probabilities) when equalisation leaves fewer than 2: never a 1-way head whose CE is 0."""
+  t = np.array([0.0] * 9 + [4.0])
+  edges, keep = binning.make_classes(t, 4, balanced=True)
+  np.testing.assert_allclose(edges, [0.0, 1.0, 2.0, 3.0, 4.0])
+  np.testing.assert_allclose(keep, [1 / 9, 0.0, 0.0, 1.0])  # counts [9, 0, 0, 1]
+  edges, keep = binning.make_classes(t, 2, balanced=True)
+  np.testing.assert_allclose(edges, [0.0, 2.0, 4.0])
+  np.testing.assert_allclose(keep, [1 / 9, 1.0])
+
+
 def test_equalised_uniform_data_keeps_all_classes():
   t = np.arange(1000) / 999.0
   edges = binning.equalised_edges(t, 10)
