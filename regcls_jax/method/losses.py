@@ -91,6 +91,7 @@ def reg_cls_loss(
   cls_mask: jax.Array | None = None,
   reg_kind: str = "mse",
   reg_reduction: str = "mean",
+  small_lam_divides_ce: bool = False,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The reference objective ``s * (lam * reg + CE)``; ``s * reg`` when ``logits`` is None.
 
@@ -105,6 +106,9 @@ def reg_cls_loss(
     cls_mask: per-sample keep mask for the CE only (Eq. 13). Combined with ``weight``.
     reg_kind: ``'mse'`` or ``'l1'``.
     reg_reduction: ``'mean'`` or ``'sum'`` of the regression term over the batch.
+    small_lam_divides_ce: the authors' image code's form: ``lam * reg + CE`` when lam > 1,
+      else ``reg + CE / lam`` (the same ratio of the two terms, the regression term's weight
+      kept at 1 for small lambdas).
 
   Returns:
     ``(loss, {'reg': ..., 'ce': ...})``; ``ce`` is 0 for the regression-only model.
@@ -118,4 +122,9 @@ def reg_cls_loss(
   if weight is not None and weight.shape == labels.shape:
     mask = weight if mask is None else jnp.logical_and(mask, weight > 0)
   ce = cross_entropy(logits, labels, mask)
+  if small_lam_divides_ce:
+    big = lam > 1
+    reg_weight = jnp.where(big, lam, 1.0)
+    ce_weight = jnp.where(big, 1.0, 1.0 / jnp.maximum(lam, 1e-12))
+    return scale * (reg_weight * reg + ce_weight * ce), {"reg": reg, "ce": ce}
   return scale * (lam * reg + ce), {"reg": reg, "ce": ce}

@@ -1,5 +1,7 @@
 """Losses against numpy and hand-computed values."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,3 +91,17 @@ def test_summed_regression_loss_by_hand():
     pred, target, None, None, lam=2.0, scale=0.5, weight=weight, reg_reduction="sum"
   )
   assert float(loss) == 0.5 * 5 and float(parts["reg"]) == 5
+
+
+def test_the_image_codes_small_lambda_form_by_hand():
+  """lam * reg + CE for lam > 1, reg + CE / lam otherwise (the authors' image code)."""
+  pred, target = jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])  # MSE = (1 + 4) / 2 = 2.5
+  logits, labels = jnp.zeros((2, 4)), jnp.array([0, 3])  # CE = log 4
+  ce = math.log(4)
+  for lam, want in ((10.0, 10 * 2.5 + ce), (1.0, 2.5 + ce), (0.1, 2.5 + ce / 0.1)):
+    loss, _ = losses.reg_cls_loss(
+      pred, target, logits, labels, lam=lam, scale=2.0, small_lam_divides_ce=True
+    )
+    np.testing.assert_allclose(float(loss), 2.0 * want, rtol=1e-6)
+  loss, _ = losses.reg_cls_loss(pred, target, logits, labels, lam=0.1)  # the 1D / video form
+  np.testing.assert_allclose(float(loss), 0.1 * 2.5 + ce, rtol=1e-6)

@@ -88,6 +88,7 @@ def make_loss_fn(config, priors: dict | None = None):
       weight=batch.get("reg_mask"),
       cls_mask=batch["cls_mask"] if with_cls else None,
       reg_kind=config.loss,
+      small_lam_divides_ce=True,  # the authors' image code: reg + CE / lam when lam <= 1
     )
 
   return loss_fn if config.method in ("reg", "regcls") else baseline_loss_fn
