@@ -5,7 +5,7 @@
 For every group of the paper grid (reg, and reg+cls for each K) it trains one full chunk of
 real-size datasets for a few epochs, times it after compilation, and scales to 80 epochs and
 the grid's number of chunks. Prints a table, then ``paper_grid_projected_seconds=<float>``.
-Reference point (shared/spec/UPSTREAM.md): the authors' PyTorch code trains one (reg, reg+cls)
+Reference point (the authors' 1d/ code): the authors' PyTorch code trains one (reg, reg+cls)
 pair in 80.7 s on a 2-core CPU, so the paper grid's 3000 pairs take about 67 hours.
 """
 

@@ -147,14 +147,14 @@ def _run(cmd, env=None):
 def test_tpu_pod_launcher_runs_the_same_command_on_every_worker():
   out = _run(["bash", "launch/tpu_pod.sh", "--tpu=pod", "--zone=us-central2-b", "--project=p",
               "--source=https://example.org/regcls-jax.git", "--dry_run", "--",
-              "--config=configs/imdbwiki.py:k=10", "--workdir=/mnt/shared/age"])  # fmt: skip
+              "--config=configs/imdbwiki.py:k=10", "--workdir=/mnt/nfs/runs/age"])  # fmt: skip
   assert out.returncode == 0, out.stderr
   cmd = out.stdout
   assert cmd.startswith("gcloud compute tpus tpu-vm ssh pod --zone=us-central2-b --worker=all")
   assert "--project=p" in cmd and "REGCLS_DISTRIBUTED=auto" in cmd
   assert "git clone -q https://example.org/regcls-jax.git" in cmd
   assert (
-    "python -m regcls_jax.main --config=configs/imdbwiki.py:k=10 --workdir=/mnt/shared/age" in cmd
+    "python -m regcls_jax.main --config=configs/imdbwiki.py:k=10 --workdir=/mnt/nfs/runs/age" in cmd
   )
 
 

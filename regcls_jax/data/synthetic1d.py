@@ -1,7 +1,7 @@
 """The paper's controlled 1D study: sums of two sines under imbalanced sampling.
 
 Paper Sec. 2.1 / 3.1; the exact generation rules are the reference code's
-(``shared/spec/UPSTREAM.md``, "1D synthetic study"):
+(the authors' ``1d/`` code, docs/synthetic1d.md):
 
 * f(x) = A sin(C x) + B sin(D x) on x in [-1, 1]; 10 functions drawn from Python's ``random``
   seeded 0: A = random(), B = 1.5 - A, C = randint(9, 30), D = C // 3.

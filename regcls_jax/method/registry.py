@@ -43,7 +43,7 @@ FEATURE_METHODS = ("fds",)
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """Hyper-parameters of the baselines (``config.peers``; defaults from shared/spec/PEERS.md)."""
+  """Hyper-parameters of the baselines (``config.peers``; defaults: docs/baselines.md)."""
 
   bins: int = 100  # label bins of LDS and BNI, uniform over the training range
   lds_kernel: str = "gaussian"

@@ -52,7 +52,7 @@ def test_fit_priors_match_numpy():
 
 
 def _np_objective(method, p, y, w, priors, s):
-  """Independent numpy references of the published formulas (shared/spec/PEERS.md)."""
+  """Independent numpy references of the published formulas (their papers and code)."""
   v = w > 0
   p, y = p.astype(np.float64), y.astype(np.float64)
   if method == "lds":
