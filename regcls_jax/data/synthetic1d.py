@@ -11,8 +11,12 @@ Paper Sec. 2.1 / 3.1; the exact generation rules are the reference code's
 * mild / moderate / severe sampling put most samples into a peak of half-width
   ``r * (ymax - ymin)``, r = 0.3 / 0.1 / 0.03, around a random y, plus 6 samples from every one
   of the 1024 full-range bins; the sizes are the reference's (about 90% in the peak).
-* Scenarios: clean; noisy (targets + N(0, 0.1)); out-of-distribution (x-intervals alternate
-  between train, val and test, with small random overlaps).
+* Scenarios: clean; noisy (targets + N(0, 0.1); its uniform sampling lays the 1024 bins over
+  noisy targets, as the reference does); out-of-distribution (x-intervals alternate between
+  train, val and test, with small random overlaps). OOD imbalanced sampling follows the
+  reference per interval: a split spends ``all_samples // (3 * n_in)`` on each of its ``n_in``
+  intervals that hold the peak, the peak's half-width is the ratio times that interval's own
+  y-range, and every interval adds 2 samples per y-bin (``min_spls = 5 // 3``).
 
 Datasets are a pure function of (function, version, scenario, sampling): every draw comes from
 ``np.random.default_rng`` seeded with those ids. Bit-exact agreement with the reference's random
@@ -114,21 +118,32 @@ def _draw_per_bin(rng, xs, ys, lo, hi, num_bins, per_bin):
   return xs[order][(starts[full, None] + offsets).ravel()]
 
 
-def _sample_x(rng, xs, ys, n_total, sizes, ratio, peak, y_range):
-  """The reference's target-space sampling of ``n_total`` samples from a pool ``(xs, ys)``.
+def _sample_x(rng, xs, ys, n_total, sizes, ratio, centre, min_spls=None, bin_ys=None):
+  """The reference's target-space sampling of about ``n_total`` x values from a pool ``(xs, ys)``.
 
-  ``y_range`` sets the full-range bins; the peak's half-width is ``ratio`` times the global
-  target range, passed in ``peak = (centre, half_width)``.
+  Uniform (``ratio`` None): ``n_total // max_bins + 1`` draws from each non-empty of
+  ``max_bins`` y-bins over the pool's range. Imbalanced: when ``centre`` lies strictly inside
+  the pool's y-range, ``(n_total - max_bins * min_spls) // max_bins * 2`` draws per sub-bin of
+  the peak ``centre +- ratio * (pool's y-range)``, shuffled and cut to
+  ``n_total - max_bins - min_spls``; then ``min_spls + 1`` draws from every full-range bin.
+
+  Args:
+    bin_ys: the values the bins are laid over (default ``ys``); the noisy scenario's uniform
+      sampling bins noisy targets, as the reference does.
   """
-  lo, hi = y_range
+  min_spls = sizes.min_spls if min_spls is None else min_spls
+  ys = ys if bin_ys is None else bin_ys
+  lo, hi = ys.min(), ys.max()
   if ratio is None:
     return _draw_per_bin(rng, xs, ys, lo, hi, sizes.max_bins, n_total // sizes.max_bins + 1)
-  centre, half = peak
-  per_bin = (n_total - sizes.max_bins * sizes.min_spls) // sizes.max_bins * 2
-  peak_x = _draw_per_bin(rng, xs, ys, centre - half, centre + half, sizes.max_bins, per_bin)
-  peak_x = rng.permutation(peak_x)[: n_total - sizes.max_bins - sizes.min_spls]
-  background = _draw_per_bin(rng, xs, ys, lo, hi, sizes.max_bins, sizes.min_spls + 1)
-  return np.concatenate([peak_x, background])
+  parts = []
+  if lo < centre < hi:
+    half = ratio * (hi - lo)
+    per_bin = (n_total - sizes.max_bins * min_spls) // sizes.max_bins * 2
+    peak_x = _draw_per_bin(rng, xs, ys, centre - half, centre + half, sizes.max_bins, per_bin)
+    parts.append(rng.permutation(peak_x)[: n_total - sizes.max_bins - min_spls])
+  parts.append(_draw_per_bin(rng, xs, ys, lo, hi, sizes.max_bins, min_spls + 1))
+  return np.concatenate(parts)
 
 
 def _ood_intervals(rng, sizes):
@@ -167,11 +182,13 @@ def make_dataset(
   if scenario != "ood":
     xs = rng.uniform(-1.0, 1.0, sizes.pool)
     ys = f(xs)
-    y_range = (ys.min(), ys.max())
-    half = None if ratio is None else ratio * (y_range[1] - y_range[0])
-    centre = None if ratio is None else rng.uniform(*y_range)
+    centre = None if ratio is None else rng.uniform(ys.min(), ys.max())
+    # Noisy uniform sampling lays its bins over noisy targets (the reference adds the noise
+    # before binning); the splits' targets then get fresh noise below.
+    noisy_bins = scenario == "noisy" and ratio is None
+    bin_ys = ys + rng.normal(0.0, sizes.noise_std, ys.shape) if noisy_bins else None
     x = rng.permutation(
-      _sample_x(rng, xs, ys, sizes.all_samples, sizes, ratio, (centre, half), y_range)
+      _sample_x(rng, xs, ys, sizes.all_samples, sizes, ratio, centre, bin_ys=bin_ys)
     )
     third = len(x) // 3
     parts = [x[:third], x[third : 2 * third], x[2 * third :]]
@@ -182,21 +199,23 @@ def make_dataset(
     pools = [rng.uniform(a, b, sizes.pool) for a, b in zip(lo, hi)]
     pool_y = [f(p) for p in pools]
     glob = f(np.linspace(-1.0, 1.0, sizes.pool))
-    half = None if ratio is None else ratio * (glob.max() - glob.min())
-    centre = None
+    ranges = [(py.min(), py.max()) for py in pool_y]
+    splits_of = [range(s, sizes.ood_intervals, 3) for s in range(3)]
+    centre, budgets = None, [sizes.all_samples // sizes.ood_intervals] * 3
     if ratio is not None:
-      ranges = [(py.min(), py.max()) for py in pool_y]
       for _ in range(10_000):  # re-draw until every split has an interval containing the peak
         centre = rng.uniform(glob.min(), glob.max())
-        hit = [a <= centre <= b for a, b in ranges]
-        if all(any(hit[i] for i in range(s, sizes.ood_intervals, 3)) for s in range(3)):
+        hits = [sum(ranges[i][0] <= centre <= ranges[i][1] for i in idx) for idx in splits_of]
+        if min(hits) > 0:
           break
       else:
         raise RuntimeError(f"no OOD peak found for function {function}, version {version}")
-    n_int = sizes.all_samples // sizes.ood_intervals
+      # Each split spends one third of the samples on the intervals that hold the peak.
+      budgets = [sizes.all_samples // (3 * h) for h in hits]
+    min_spls = sizes.min_spls // 3  # the reference divides by the 3 intervals of a split
     per_interval = [
-      _sample_x(rng, p, py, n_int, sizes, ratio, (centre, half), (py.min(), py.max()))
-      for p, py in zip(pools, pool_y)
+      _sample_x(rng, p, py, budgets[i % 3], sizes, ratio, centre, min_spls=min_spls)
+      for i, (p, py) in enumerate(zip(pools, pool_y))
     ]
     parts = [rng.permutation(np.concatenate(per_interval[s::3])) for s in range(3)]
 

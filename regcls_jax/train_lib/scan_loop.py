@@ -4,8 +4,9 @@ The 1D program and the Breakfast per-activity program train many models side by 
 ``jax.vmap``; each model reads its own (padded) set of sample indices. `train_epochs` runs the
 epochs of one such model: a fresh shuffle per epoch (`epoch_permutation`), ``ceil(n_pad / batch)``
 batches, of which those past the model's own data are skipped entirely (no Adam step), so every
-model sees exactly ``ceil(n / batch)`` batches per epoch, like a ``drop_last=False`` loader,
-whatever the padding its chunk mates impose.
+model sees exactly ``ceil(n / batch)`` batches per epoch, like a ``drop_last=False`` loader
+(``floor(n / batch)`` with ``drop_last=True``, the 1D reference's loader), whatever the padding
+its chunk mates impose.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def train_epochs(
   mask_key: jax.Array,
   lr_at_epoch: Callable[[jax.Array], jax.Array] | None = None,
   epoch_end: Callable[[step_lib.TrainState], step_lib.TrainState] | None = None,
+  drop_last: bool = False,
 ) -> tuple[step_lib.TrainState, jax.Array]:
   """Trains one model for ``epochs`` epochs over its ``n`` (of ``n_pad``) samples.
 
@@ -89,6 +91,7 @@ def train_epochs(
     shuffle_key, mask_key: the model's keys for shuffling and per-step draws.
     lr_at_epoch: optional learning rate of each epoch (a step schedule), set at its start.
     epoch_end: optional state update after each epoch (FDS statistics).
+    drop_last: skip a trailing partial batch, as a ``drop_last=True`` loader does.
 
   Returns:
     (final state, mean training loss of each epoch ``[epochs]``).
@@ -106,11 +109,13 @@ def train_epochs(
     def step_body(state, s):
       idx = jax.lax.dynamic_slice(perm, (s * batch_size,), (batch_size,))
       valid = s * batch_size + jnp.arange(batch_size) < n
+      used = valid[-1] if drop_last else valid[0]
       batch = make_batch(idx, valid, jax.random.fold_in(epoch_mask_key, s))
       new_state, metrics = train_step(state, batch, epoch_mask_key)
-      # A batch past the end of a shorter dataset is empty: skip it (no Adam step either).
-      state = jax.tree.map(lambda a, b: jnp.where(valid[0], a, b), new_state, state)
-      return state, (metrics["loss"], valid[0])
+      # A batch past the end of a shorter dataset is empty (or, with drop_last, partial): skip
+      # it, no Adam step either.
+      state = jax.tree.map(lambda a, b: jnp.where(used, a, b), new_state, state)
+      return state, (metrics["loss"], used)
 
     state, (step_losses, used) = jax.lax.scan(step_body, state, jnp.arange(steps))
     if epoch_end is not None:

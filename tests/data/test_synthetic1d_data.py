@@ -90,3 +90,38 @@ def test_deterministic_and_versions_differ():
 def test_bad_names(scenario, sampling, match):
   with pytest.raises(ValueError, match=match):
     s1d.make_dataset(0, 0, scenario, sampling)
+
+
+def test_noisy_uniform_bins_noisy_targets():
+  # The reference lays the 1024 bins over NOISY targets: the clean targets of the kept x are then
+  # far from flat, with about twice the mean count in the two extreme eighths (a binning of clean
+  # targets, as the clean scenario's, gives a flat histogram).
+  f = s1d.functions()[2]
+  noisy = s1d.make_dataset(2, 0, "noisy", "uniform")
+  clean = s1d.make_dataset(2, 0, "clean", "uniform")
+  for ds, lo, hi in ((noisy, 1.5, 2.5), (clean, 0.95, 1.05)):
+    x = np.concatenate([ds.train.x, ds.val.x, ds.test.x])
+    counts = np.histogram(f(x), bins=8)[0]
+    assert lo < counts[0] / counts.mean() < hi and lo < counts[-1] / counts.mean() < hi
+  # Fewer bins are non-empty at the noisy range's tails, so fewer samples than 1024 * 59.
+  assert len(noisy.train) + len(noisy.val) + len(noisy.test) < 1024 * 59
+
+
+def test_ood_imbalanced_follows_the_per_interval_budget():
+  sizes = s1d.Sizes()
+  ds = s1d.make_dataset(0, 0, "ood", "severe")
+  f = s1d.functions()[0]
+  for split, first in ((ds.train, 0), (ds.val, 1), (ds.test, 2)):
+    # Count the split's intervals whose y-range holds the peak, from a dense grid per interval.
+    width = 2 / 9
+    n_in = 0
+    for i in (first, first + 3, first + 6):
+      inside = split.x[np.floor((split.x + 1) / width).astype(int) == i]
+      y = f(np.linspace(inside.min(), inside.max(), 20_001))
+      n_in += y.min() < ds.peak < y.max()
+    budget = sizes.all_samples // (3 * n_in)
+    # Per peak interval: budget - 1024 - 1 peak samples; per interval 2 per non-empty y-bin.
+    peak_part = n_in * (budget - sizes.max_bins - 1)
+    assert peak_part < len(split) <= peak_part + 3 * 2 * sizes.max_bins
+    # The peak's draws are about 75% of a severe OOD set (the reference's sizes).
+    assert 0.7 < peak_part / len(split) < 0.8

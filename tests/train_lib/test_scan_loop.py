@@ -1,7 +1,9 @@
-"""The in-program epoch loop: one epoch's shuffle."""
+"""The in-program epoch loop: one epoch's shuffle, and how many batches an epoch trains."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from regcls_jax.train_lib import scan_loop
 
@@ -29,3 +31,29 @@ def test_epoch_permutation_is_a_uniform_shuffle_of_the_valid_prefix():
   np.testing.assert_array_equal(
     longer[:n], np.asarray(scan_loop.epoch_permutation(jax.random.key(7), n, n_pad))[:n]
   )
+
+
+@pytest.mark.parametrize("drop_last,steps,seen", [(False, 4, 1000), (True, 3, 768)])
+def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen):
+  # 1000 samples padded to 1024, batch 256: a drop_last=False loader gives 4 batches (the last
+  # of 232 samples), a drop_last=True loader 3 full ones. The step records what it is fed.
+  n, n_pad, batch = 1000, 1024, 256
+
+  def train_step(state, b, key):
+    del key
+    hits = jnp.zeros(n_pad).at[b["idx"]].add(b["weight"])
+    return {"steps": state["steps"] + 1, "hits": state["hits"] + hits}, {"loss": jnp.float32(1)}
+
+  def make_batch(idx, valid, key):
+    del key
+    return {"idx": idx, "weight": valid.astype(jnp.float32)}
+
+  state = {"steps": jnp.int32(0), "hits": jnp.zeros(n_pad)}
+  state, losses = scan_loop.train_epochs(
+    state, train_step, make_batch, jnp.int32(n), n_pad, batch_size=batch, epochs=2,
+    shuffle_key=jax.random.key(0), mask_key=jax.random.key(1), drop_last=drop_last,
+  )
+  assert int(state["steps"]) == 2 * steps
+  hits = np.asarray(state["hits"])
+  assert hits.sum() == 2 * seen and hits.max() <= 2 and hits[n:].sum() == 0
+  np.testing.assert_allclose(losses, [1.0, 1.0])

@@ -50,16 +50,21 @@ class Statics:
   epochs: int
   batch_size: int
   weight_decay: float
+  drop_last: bool = True
   methods: tuple[str, ...] = ("reg",)  # the group's methods; a model picks one by index
   settings: registry.Settings = registry.Settings()
 
 
-def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, train, val, test):
+def _train_one(
+  statics: Statics, seed, ds_id, init_stream, lr, lam, scale, method, priors, train, val, test
+):
   """Trains and scores ONE model; vmapped over models by `_chunk_program`.
 
   Args:
     statics: the static configuration.
     seed, ds_id: int32 scalars; the model's keys are derived from them.
+    init_stream: int32 scalar; models of one dataset with the same stream start from the same
+      trunk and regression head (`init_streams`).
     lr, lam, scale: float32 scalars.
     method: int32 index into ``statics.methods``.
     priors: the model's `registry.fit_priors` arrays.
@@ -71,6 +76,7 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, tr
   """
   base = jax.random.fold_in(jax.random.key(seed), ds_id)
   init_key, shuffle_key, mask_key = (jax.random.fold_in(base, i) for i in range(3))
+  init_key = jax.random.fold_in(init_key, init_stream)
   model = MLP(1, statics.hidden, statics.num_classes, rngs=nnx.Rngs(params=init_key))
   graphdef, params = nnx.split(model)
   tx = step_lib.adam_l2(0.0, statics.weight_decay)
@@ -128,6 +134,7 @@ def _train_one(statics: Statics, seed, ds_id, lr, lam, scale, method, priors, tr
     epoch_end=functools.partial(_fds_epoch_end, graphdef, train["x"], buckets)
     if with_fds
     else None,
+    drop_last=statics.drop_last,
   )
   score = functools.partial(_mse, graphdef, statics.methods, state.params, method, priors)
   metrics = {"train_loss": epoch_losses, "val_mse": score(val), "test_mse": score(test)}
@@ -215,6 +222,18 @@ def run_priors(runs: Sequence[Run], cache: DatasetCache, settings: registry.Sett
   return pytrees.stack([fitted[(r.dataset, r.method, r.num_classes)] for r in runs])
 
 
+def init_streams(runs: Sequence[Run], paired: bool) -> np.ndarray:
+  """Which initialisation each run starts from (0 or 1), per dataset and seed.
+
+  Unpaired (the authors' code): one seed, then the reg model and the other model are built one
+  after the other, so every non-``reg`` model starts from other weights than ``reg``, and from the
+  same trunk for every K (each K is its own process with the same seed there). Paired: every
+  model of a dataset starts from the reg model's trunk and regression head (its K-way head is
+  created last), which makes the reg / reg+cls comparison a paired one.
+  """
+  return np.array([0 if paired or r.method == "reg" else 1 for r in runs], np.int32)
+
+
 def method_indices(runs: Sequence[Run], names: Sequence[str]) -> np.ndarray:
   return np.array([names.index(r.method) for r in runs], np.int32)
 
@@ -226,6 +245,7 @@ def chunk_inputs(
   pad_multiple: int,
   names: Sequence[str] = ("reg", "regcls"),
   settings: registry.Settings | None = None,
+  paired: bool = False,
 ):
   """Host arrays for a chunk of runs of one group, padded to a common length."""
   splits = [cache.splits(r) for r in runs]
@@ -244,6 +264,7 @@ def chunk_inputs(
   scalars = dict(
     seed=np.array([r.seed for r in runs], np.int32),
     ds_id=np.array([dataset_id(r.scenario, r.sampling, r.function) for r in runs], np.int32),
+    init_stream=init_streams(runs, paired),
     lr=np.array([r.lr for r in runs], np.float32),
     lam=np.array([r.lam for r in runs], np.float32),
     scale=np.full(len(runs), scale, np.float32),
@@ -269,6 +290,7 @@ def statics_for(chunk: Chunk, config) -> Statics:
     epochs=int(config.epochs),
     batch_size=int(config.batch_size),
     weight_decay=float(config.weight_decay),
+    drop_last=bool(config.get("drop_last", True)),
     methods=group_methods(chunk.group, config),
     settings=registry.Settings.from_config(config.get("peers")),
   )
@@ -279,12 +301,19 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
   pad_multiple = config.batch_size * -(-1024 // config.batch_size)
   statics = statics_for(chunk, config)
   scalars, priors, train, val, test = chunk_inputs(
-    chunk.runs, cache, config.scale, pad_multiple, statics.methods, statics.settings
+    chunk.runs,
+    cache,
+    config.scale,
+    pad_multiple,
+    statics.methods,
+    statics.settings,
+    paired=bool(config.get("pair_init", False)),
   )
   program = _chunk_program(statics, mesh)
   params, metrics = program(
     scalars["seed"],
     scalars["ds_id"],
+    scalars["init_stream"],
     scalars["lr"],
     scalars["lam"],
     scalars["scale"],

@@ -41,11 +41,13 @@ _PLAN_FIELDS = (
   "share_methods",
   "data",
   "logits_budget",
+  "drop_last",
+  "pair_init",
 )
 
 
 # Bump when the order in which chunks are planned changes: it invalidates old checkpoints.
-_PLAN_VERSION = 2
+_PLAN_VERSION = 3
 
 
 def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:

@@ -79,9 +79,10 @@ def test_fds_epoch_end_statistics_skip_padding():
 
 def test_fds_is_plain_regression_until_its_first_update():
   """FDS updates its statistics at each epoch's end and re-calibrates from the next epoch on:
-  after one epoch an FDS model equals the regression model, after three it does not."""
+  after one epoch an FDS model equals the regression model (both from the same weights), after
+  three it does not."""
   for epochs, same in ((1, True), (3, False)):
-    config = _tiny(methods=("reg", "fds"), epochs=epochs)
+    config = _tiny(methods=("reg", "fds"), epochs=epochs, pair_init=True)
     cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
     mesh = sharding.models_mesh()
     reg, fds_run = plan.plan_runs(config)
@@ -89,3 +90,24 @@ def test_fds_is_plain_regression_until_its_first_update():
     _, m_reg = program.train_chunk(plan.Chunk("reg", (reg,) * n, 1), cache, config, mesh)
     _, m_fds = program.train_chunk(plan.Chunk("fds", (fds_run,) * n, 1), cache, config, mesh)
     assert (m_reg["test_mse"][0] == m_fds["test_mse"][0]) == same
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_initialisation_is_unpaired_as_the_reference_unless_asked(paired):
+  """Unpaired (default, the authors' code): reg+cls starts from other weights than reg, and from
+  the same trunk for every K; ``pair_init`` gives every model the reg model's trunk and head."""
+  config = _tiny(samplings=("uniform",), num_classes=(4, 16), epochs=1, pair_init=paired)
+  config.lr.clean = 1e-12  # one Adam step of 1e-12: the parameters stay at their initial values
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  runs = {r.group: r for r in plan.plan_runs(config)}
+  assert set(runs) == {"reg", "regcls_k4", "regcls_k16"}
+  trunk = {}
+  for group, run in runs.items():
+    params, _ = program.train_chunk(plan.Chunk(group, (run,) * mesh.devices.size, 1), cache, config, mesh)
+    trunk[group] = [np.asarray(params["layers"][i]["kernel"][0]) for i in (0, 1)]
+    trunk[group].append(np.asarray(params["reg_head"]["kernel"][0]))
+  for a, b in zip(trunk["regcls_k4"], trunk["regcls_k16"]):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  same_as_reg = [np.allclose(a, b, rtol=1e-6) for a, b in zip(trunk["reg"], trunk["regcls_k4"])]
+  assert same_as_reg == [paired] * 3
