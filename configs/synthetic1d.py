@@ -25,9 +25,9 @@ Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``
 Expected result (the reference's own Fig. 3 numbers, mean test MSE reg vs reg+cls): clean mild
 0.307 vs 0.264, moderate 0.394 vs 0.321, severe 0.393 vs 0.270; noisy mild 0.337 vs 0.240,
 moderate 0.377 vs 0.244, severe 0.393 vs 0.235; ood about equal.
-The default grid gave (2-core CPU, 3 min): clean mild 0.297 vs 0.270, moderate 0.398 vs 0.312,
-severe 0.404 vs 0.378; noisy mild 0.268 vs 0.184, moderate 0.333 vs 0.208, severe 0.360 vs 0.209;
-ood within +-0.08. The paper grid (39 min): docs/results/paper_grid/summary.md.
+The paper grid gave (2-core CPU, 27 min): clean mild 0.300 vs 0.259, moderate 0.382 vs 0.308,
+severe 0.383 vs 0.286; noisy mild 0.319 vs 0.278, moderate 0.381 vs 0.249, severe 0.380 vs
+0.279; ood win % 54-60 (docs/results/paper_grid/summary.md, docs/synthetic1d.md).
 """
 
 import ml_collections

@@ -41,7 +41,14 @@ ACTIVITIES = (
   "tea",
 )
 GROUPS = {"s1": (3, 15), "s2": (16, 28), "s3": (29, 41), "s4": (42, 54)}
-TARGETS = ("percent", "frames")
+TARGETS = ("fraction", "percent", "frames")
+
+
+def class_range(target: str, max_frames: int) -> tuple[float, float]:
+  """The fixed range the authors' video code lays its classes over: progress [0, 1] for
+  fractions (its ``--reltime``), [0, 100] for percent, and [0, longest training video] for
+  frame indices."""
+  return {"fraction": (0.0, 1.0), "percent": (0.0, 100.0)}.get(target, (0.0, float(max_frames)))
 _VIDEO = re.compile(r"^P(\d\d)_([A-Za-z0-9]+)_P\d\d_([a-z]+)\.txt$")
 DataError = common.DataError
 
@@ -62,8 +69,11 @@ def train_groups(split: str) -> str:
 
 
 def progress_targets(num_frames: int, target: str) -> np.ndarray:
-  """Per-frame targets of one video: percent ``100 i / n`` or frames ``i``, float32 ``[n]``."""
+  """Per-frame targets of one video: the fraction ``i / n`` (the authors' ``--reltime``),
+  percent ``100 i / n`` or the frame index ``i``; float32 ``[n]``."""
   i = np.arange(num_frames, dtype=np.float64)
+  if target == "fraction":
+    return (i / num_frames).astype(np.float32)
   if target == "percent":
     return (100.0 * i / num_frames).astype(np.float32)
   if target == "frames":

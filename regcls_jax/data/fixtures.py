@@ -4,7 +4,7 @@
 
 Each has tens of samples with a deliberately imbalanced label distribution (most labels in a
 narrow range, a few far away), and inputs that carry the label (image brightness grows with age
-and with depth, feature 0 with progress) so a model can learn something in a few steps. The tests,
+and with depth, features 0-7 with progress) so a model can learn something in a few steps. The tests,
 the configs' ``runlocal`` variants and the notebooks run the whole pipeline on them.
 """
 
@@ -112,8 +112,10 @@ def write_breakfast(out: str, seed: int = 0) -> None:
     for a, activity in enumerate(breakfast.ACTIVITIES):
       n = int(rng.integers(6, 16) if a % 4 else rng.integers(30, 41))  # imbalanced lengths
       progress = np.arange(n) / n
-      feats = rng.normal(0, 1, (n, breakfast.FEATURE_DIM))
-      feats[:, 0] = 4 * progress - 2 + rng.normal(0, 0.1, n)
+      # Features 0-7 carry the progress, the other 56 are small noise: tens of training frames
+      # per model, so unrelated features of unit scale would be fitted instead of progress.
+      feats = rng.normal(0, 0.2, (n, breakfast.FEATURE_DIM))
+      feats[:, :8] = 4 * progress[:, None] - 2 + rng.normal(0, 0.1, (n, 8))
       name = f"P{person:02d}_cam01_P{person:02d}_{activity}.txt"
       for sub, lines in (
         ("features", [" ".join(f"{v:.5f}" for v in row) for row in feats]),

@@ -27,6 +27,7 @@ SPLITS = ("train", "val", "test")
 EXPECTED_SIZES = {"train": 191_509, "val": 11_022, "test": 11_022}
 IMAGE_SIZE = 224
 MAX_AGE = 200  # DIR keeps 0 <= age <= 200
+CLASS_RANGE = (0.0, 100.0)  # the authors' cls edges: linspace(0, 100, K + 1) years
 DataError = common.DataError
 
 

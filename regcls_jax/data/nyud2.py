@@ -37,6 +37,7 @@ SHORT_SIDE = 240
 CROP_HW = (228, 304)  # image and cls-target crop, H x W
 TARGET_HW = (114, 152)  # regression target / network output, H x W
 MAX_DEPTH = 10.0
+CLASS_RANGE = (0.0, MAX_DEPTH)  # the authors' cls edges: linspace(0, 10, K + 1) metres
 BIN_WIDTH = 0.1  # DIR's depth bins: bin = min(int(depth * 10), 99)
 NUM_BINS = 100
 TRAIN_SCALE = MAX_DEPTH / 255.0  # 8-bit training depth
@@ -77,10 +78,12 @@ def _pairs(data_dir: str, csv_name: str) -> list[tuple[str, str]]:
 
 
 def val_scenes(scenes: list[str]) -> set[str]:
-  """The 1/5 of the training scene directories held out for validation (seed 0)."""
+  """The scene directories held out for validation, as the authors' depth code picks them: the
+  last ``n - 4 n // 5`` of a ``numpy.random.RandomState(0)`` permutation of the n sorted
+  training scenes (the first ``4 n // 5`` train)."""
   scenes = sorted(set(scenes))
-  rng = np.random.RandomState(VAL_FRACTION_SEED)
-  return set(rng.choice(scenes, size=len(scenes) // 5, replace=False).tolist())
+  order = np.random.RandomState(VAL_FRACTION_SEED).permutation(len(scenes))
+  return {scenes[i] for i in order[4 * len(scenes) // 5 :]}
 
 
 def read_meta(data_dir: str) -> tuple[dict[str, list[tuple[str, str]]], np.ndarray]:

@@ -138,11 +138,29 @@ def fit_classes(builder, config: ml_collections.ConfigDict) -> tuple[np.ndarray,
   For NYUD2-DIR these are the training depth pixels, counted per stored 8-bit value at
   preparation; for the others the per-record targets.
 
+  The edges cover the fixed range the authors' code uses (`class_range`), and Eq. 12 rounds
+  as their image and video code do (``max(round(K c / N) - 1, 0)``).
+
   Returns:
     ``(edges [K' + 1], keep [K'])`` as `binning.make_classes`.
   """
   values, counts = training_targets(builder, config.data)
-  return binning.make_classes(values, config.num_classes, config.balanced, weights=counts)
+  return binning.make_classes(
+    values,
+    config.num_classes,
+    config.balanced,
+    weights=counts,
+    value_range=class_range(config.data, values),
+    rounding="round",
+  )
+
+
+def class_range(data: ml_collections.ConfigDict, values: np.ndarray) -> tuple[float, float]:
+  """The fixed target range a dataset's classes span: ages 0-100, depth 0-10 m, Breakfast
+  progress 0-1 (or 0-100 percent, 0-longest training video in frames)."""
+  if data.name == "breakfast":
+    return breakfast.class_range(data.target, int(np.max(values)) + 1)
+  return {"imdb_wiki": imdb_wiki.CLASS_RANGE, "nyud2": nyud2.CLASS_RANGE}[data.name]
 
 
 def training_targets(builder, data: ml_collections.ConfigDict):

@@ -113,12 +113,32 @@ def color_jitter(image: np.ndarray, factors: np.ndarray, order: np.ndarray) -> n
   return image
 
 
+def resize_align_corners(a: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+  """Bilinear resize of a 2-D array with ``align_corners=True`` (corner pixels map onto corner
+  pixels: output row i samples input row ``i * (h - 1) / (H - 1)``), as torch's
+  ``F.interpolate(..., mode='bilinear', align_corners=True)``."""
+  a = np.asarray(a, np.float32)
+  out = a
+  for axis, size in enumerate(out_hw):
+    n = a.shape[axis]
+    pos = np.arange(size, dtype=np.float64) * ((n - 1) / max(size - 1, 1))
+    lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (pos - lo).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = size
+    frac = frac.reshape(shape)
+    out = np.take(out, lo, axis=axis) * (1 - frac) + np.take(out, hi, axis=axis) * frac
+  return out
+
+
 class Nyud2Train(grain.transforms.RandomMap):
   """Hu et al.'s train transform after the resize to short side 240 (order as in DATA.md).
 
   Random h-flip; rotation in +-5 degrees (bilinear for the image, nearest for depth); centre
   crop 304 x 228; depth target resized to 152 x 114 (bilinear); [0, 1]; PCA lighting (std 0.1);
-  colour jitter 0.4; ImageNet normalisation.
+  colour jitter 0.4; ImageNet normalisation. The cls head's targets come, as in the authors'
+  depth code, from the 114 x 152 target upsampled x2 (bilinear, align_corners=True).
 
   Out: ``image`` f32 [228, 304, 3], ``label`` f32 [114, 152] metres, ``label_full`` f32
   [228, 304] metres (the per-pixel cls head's target resolution).
@@ -137,10 +157,11 @@ class Nyud2Train(grain.transforms.RandomMap):
     full = np.ascontiguousarray(nyud2.center_crop(np.asarray(depth), nyud2.CROP_HW))
     h, w = nyud2.TARGET_HW
     target = np.asarray(Image.fromarray(full).resize((w, h), resample=Image.BILINEAR))
+    cls_target = resize_align_corners(target, nyud2.CROP_HW)
     x = image.astype(np.float32) / 255.0
     x = lighting(x, rng.normal(0.0, 0.1, size=3))
     x = color_jitter(x, 1.0 + rng.uniform(-0.4, 0.4, size=3), rng.permutation(3))
-    return {"image": _normalize_imagenet(x), "label": target, "label_full": full}
+    return {"image": _normalize_imagenet(x), "label": target, "label_full": cls_target}
 
 
 class Nyud2Eval(grain.transforms.Map):
@@ -166,13 +187,14 @@ class Nyud2Eval(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class BreakfastFrame(grain.transforms.Map):
-  """Out: ``features`` f32 [64], ``label``: progress in percent (100 i / n) or frame index i."""
+  """Out: ``features`` f32 [64], ``label``: progress as the fraction i / n, in percent
+  (100 i / n) or the frame index i (`breakfast.progress_targets`)."""
 
-  target: str = "percent"
+  target: str = "fraction"
 
   def map(self, element):
     frame, n = int(element["frame"]), int(element["num_frames"])
-    label = 100.0 * frame / n if self.target == "percent" else float(frame)
+    label = {"fraction": frame / n, "percent": 100.0 * frame / n}.get(self.target, float(frame))
     return {"features": element["features"], "label": np.float32(label)}
 
 

@@ -26,12 +26,16 @@ def _check_num_classes(num_classes: int) -> None:
     raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
 
 
-def uniform_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
-  """K + 1 equal-width edges from ``min(targets)`` to ``max(targets)``.
+def uniform_edges(
+  targets: np.ndarray, num_classes: int, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
+  """K + 1 equal-width edges from ``min(targets)`` to ``max(targets)``, or over ``value_range``.
 
   Args:
     targets: training targets, any shape.
     num_classes: K >= 2.
+    value_range: a fixed ``(low, high)`` the edges span instead of the targets' range (the
+      authors' image and video code: ages 0-100, depth 0-10 m, progress 0-1).
 
   Returns:
     float64 array ``[K + 1]``.
@@ -42,6 +46,11 @@ def uniform_edges(targets: np.ndarray, num_classes: int) -> np.ndarray:
     raise ValueError("cannot bin an empty set of targets")
   if not np.all(np.isfinite(t)):
     raise ValueError("targets contain NaN or inf")
+  if value_range is not None:
+    low, high = (float(v) for v in value_range)
+    if not low < high:
+      raise ValueError(f"class value range must have low < high, got {value_range!r}")
+    return np.linspace(low, high, num_classes + 1)
   return np.linspace(t.min(), t.max(), num_classes + 1)
 
 
@@ -71,8 +80,15 @@ def assign_classes_device(targets: jax.Array, edges: jax.Array) -> jax.Array:
   return jnp.clip(cls, 0, k - 1).astype(jnp.int32)
 
 
+ROUNDINGS = ("ceil", "round")
+
+
 def equalised_edges(
-  targets: np.ndarray, num_classes: int, weights: np.ndarray | None = None
+  targets: np.ndarray,
+  num_classes: int,
+  weights: np.ndarray | None = None,
+  value_range: tuple[float, float] | None = None,
+  rounding: str = "ceil",
 ) -> np.ndarray:
   """Histogram-equalised class edges (paper Eq. 12, as the reference code computes it).
 
@@ -80,7 +96,10 @@ def equalised_edges(
   2. Drop leading empty bins: the first edge stays, the empty bins' upper edges go.
   3. With the cumulative count ``c_i`` of bin i, N samples and K bins left after step 2, bin i
      gets ``q_i = ceil(K * c_i / N) - 1`` (the equalisation ``floor((K - 1) cdf)`` of Eq. 12 in
-     the code's rounding). Consecutive bins with the same q form one class, spanning from the
+     the 1D code's rounding); the image and video code round instead,
+     ``q_i = max(round(K * c_i / N) - 1, 0)`` (``rounding="round"``; half to even, as Python's
+     ``round`` of a numpy float; the clamp at 0 is the image code's, the video code leaves a -1
+     that indexes the last class, a bug not copied). Consecutive bins with the same q form one class, spanning from the
      lower edge of its first bin to the upper edge of its last. Empty bins thereby merge with
      the bin before them, so no class is empty.
 
@@ -89,19 +108,27 @@ def equalised_edges(
     num_classes: K, the number of uniform bins to start from.
     weights: optional count of each target (same shape as ``targets``), so that a histogram
       (e.g. of 3.9e9 depth pixels over their 256 distinct values) stands for the full set.
+    value_range: the uniform bins' fixed range (`uniform_edges`).
+    rounding: ``"ceil"`` or ``"round"``, see step 3.
 
   Returns:
     float64 edges ``[K' + 1]`` with ``K' <= K``.
   """
+  if rounding not in ROUNDINGS:
+    raise ValueError(f"rounding {rounding!r}: expected one of {ROUNDINGS}")
   t, w = _targets_and_weights(targets, weights)
-  edges = uniform_edges(t, num_classes)
+  edges = uniform_edges(t, num_classes, value_range)
   counts = np.bincount(assign_classes(t, edges), weights=w, minlength=num_classes)
   first = int(np.argmax(counts > 0))
   counts = counts[first:]
   edges = np.concatenate([edges[:1], edges[first + 1 :]])
   k = len(counts)
   cum = np.cumsum(counts)
-  q = np.ceil(k * cum / cum[-1]).astype(np.int64) - 1
+  wanted = k * cum / cum[-1]
+  if rounding == "ceil":
+    q = np.ceil(wanted).astype(np.int64) - 1
+  else:
+    q = np.maximum(np.round(wanted).astype(np.int64) - 1, 0)
   # A class ends at bin i when the next bin has a different q (and at the last bin).
   ends = np.flatnonzero(np.append(q[1:] != q[:-1], True))
   return np.concatenate([edges[:1], edges[ends + 1]])
@@ -152,6 +179,8 @@ def make_classes(
   num_classes: int,
   balanced: bool,
   weights: np.ndarray | None = None,
+  value_range: tuple[float, float] | None = None,
+  rounding: str = "ceil",
 ) -> tuple[np.ndarray, np.ndarray]:
   """Class edges and per-class keep probabilities for one training set.
 
@@ -163,17 +192,19 @@ def make_classes(
       leaves fewer than 2 classes (one bin holds most targets), the uniform classes are kept,
       with their Eq. 13 keep probabilities (the authors' fallback).
     weights: optional count of each target (a histogram standing for the full training set).
+    value_range: fixed ``(low, high)`` of the uniform classes (default: the targets' range).
+    rounding: Eq. 12's rounding, `equalised_edges`.
 
   Returns:
     ``(edges [K' + 1], keep [K'])``.
   """
   t, w = _targets_and_weights(train_targets, weights)
   if balanced:
-    edges = equalised_edges(t, num_classes, w)
+    edges = equalised_edges(t, num_classes, w, value_range, rounding)
     if len(edges) - 1 < 2:  # as the authors' image and video code: never fewer than 2 classes
-      edges = uniform_edges(t, num_classes)
+      edges = uniform_edges(t, num_classes, value_range)
     keep = keep_probabilities(class_counts(assign_classes(t, edges), len(edges) - 1, w))
   else:
-    edges = uniform_edges(t, num_classes)
+    edges = uniform_edges(t, num_classes, value_range)
     keep = np.ones(num_classes)
   return edges, keep

@@ -46,6 +46,8 @@ RULES: dict[str, tuple[Callable, str]] = {
   "log_every": _int_at_least(1),
   "lr": _number_above(0),
   "lam": _number_at_least(0),
+  "lam_search": _number_above(0),
+  "eval_batch_size": _int_at_least(1),
   "scale": _number_above(0),
   "weight_decay": _number_at_least(0),
   "lr_decay": _number_above(0),

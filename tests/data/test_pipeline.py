@@ -228,6 +228,27 @@ def test_color_jitter_by_hand():
   assert grey.shape == (1, 2)
 
 
+def test_align_corners_upsampling_by_hand():
+  """x2 with align_corners=True: the 2 x 2 corners stay, rows/columns in between sample at
+  1/3 and 2/3 (torch's bilinear, align_corners=True, gives the same)."""
+  a = np.array([[0.0, 3.0], [6.0, 9.0]], np.float32)
+  want = np.array([[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]], np.float32)
+  np.testing.assert_allclose(transforms.resize_align_corners(a, (4, 4)), want, atol=1e-6)
+
+
+def test_depth_cls_targets_are_the_upsampled_regression_target(prepared):
+  """NYUD2's per-pixel cls targets: the 114 x 152 target upsampled x2 (align corners), as the
+  authors' depth code builds them, not a crop of the full-resolution depth."""
+  _, builder = prepared("nyud2", "runlocal,k=10")
+  element = builder.as_data_source(split="train")[0]
+  out = transforms.Nyud2Train().random_map(element, np.random.default_rng(0))
+  assert out["label"].shape == (114, 152) and out["label_full"].shape == (228, 304)
+  np.testing.assert_allclose(out["label_full"][::227, ::303], out["label"][::113, ::151])
+  np.testing.assert_allclose(
+    out["label_full"], transforms.resize_align_corners(out["label"], (228, 304)), rtol=1e-6
+  )
+
+
 def test_runlocal_uses_the_fixture_written_on_first_use(tmp_path, monkeypatch):
   from regcls_jax.train_lib.config import load_config
 

@@ -100,3 +100,25 @@ def test_bad_num_classes(k):
 def test_nan_targets():
   with pytest.raises(ValueError, match="NaN"):
     binning.uniform_edges(np.array([0.0, np.nan]), 4)
+
+
+def test_round_and_ceil_equalisation_by_hand():
+  """counts 1, 2, 5 over 3 bins (N = 8, cum 1, 3, 8): ceil(3 c / 8) - 1 = 0, 1, 2 keeps 3
+  classes; the image code's max(round(3 c / 8) - 1, 0) = max(-1, 0), 0, 2 merges bins 0-1."""
+  t = np.array([0.1, 1.2, 1.5, 2.2, 2.4, 2.5, 2.6, 2.9])
+  np.testing.assert_allclose(binning.equalised_edges(t, 3, value_range=(0, 3)), [0, 1, 2, 3])
+  np.testing.assert_allclose(
+    binning.equalised_edges(t, 3, value_range=(0, 3), rounding="round"), [0, 2, 3]
+  )
+  with pytest.raises(ValueError, match="rounding 'floor'"):
+    binning.equalised_edges(t, 3, rounding="floor")
+
+
+def test_fixed_value_range_and_its_errors():
+  t = np.array([20.0, 30.0, 45.0])
+  np.testing.assert_allclose(binning.uniform_edges(t, 4, (0, 100)), [0, 25, 50, 75, 100])
+  edges, keep = binning.make_classes(t, 4, False, value_range=(0, 100))
+  np.testing.assert_allclose(edges, [0, 25, 50, 75, 100])
+  np.testing.assert_allclose(keep, 1.0)
+  with pytest.raises(ValueError, match="low < high"):
+    binning.uniform_edges(t, 4, (5, 5))

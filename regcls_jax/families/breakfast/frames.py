@@ -23,16 +23,18 @@ SPLITS = tuple(breakfast.GROUPS)
 @dataclasses.dataclass
 class Frames:
   """Every frame of the dataset: features ``[N, 64]`` and, per frame, its group (test split),
-  activity index and both targets."""
+  activity index, video index (into the metadata's videos, in group order) and its targets."""
 
   features: np.ndarray
   group: np.ndarray
   activity: np.ndarray
+  video: np.ndarray
+  fraction: np.ndarray
   percent: np.ndarray
   frames: np.ndarray
 
   def targets(self, target: str) -> np.ndarray:
-    return {"percent": self.percent, "frames": self.frames}[target]
+    return {"fraction": self.fraction, "percent": self.percent, "frames": self.frames}[target]
 
 
 class _FeaturesAndPlace(grain.transforms.Map):
@@ -74,14 +76,15 @@ def _read_group(builder, group: str, workers: int) -> np.ndarray:
 def load_frames(builder, workers: int = 0) -> Frames:
   """All four groups' frames; per-frame labels from the builder's video metadata."""
   videos = builder.info.metadata["videos"]
-  parts = {k: [] for k in ("features", "group", "activity", "percent", "frames")}
+  parts = {f.name: [] for f in dataclasses.fields(Frames)}
   for gi, group in enumerate(SPLITS):
     parts["features"].append(_read_group(builder, group, workers))
     for _, n, activity in videos[group]:
+      parts["video"].append(np.full(n, len(parts["video"]), np.int32))
       parts["group"].append(np.full(n, gi, np.int8))
       parts["activity"].append(np.full(n, breakfast.ACTIVITIES.index(activity), np.int8))
-      parts["percent"].append(breakfast.progress_targets(n, "percent"))
-      parts["frames"].append(breakfast.progress_targets(n, "frames"))
+      for target in breakfast.TARGETS:
+        parts[target].append(breakfast.progress_targets(n, target))
   return Frames(**{k: np.concatenate(v) for k, v in parts.items()})
 
 

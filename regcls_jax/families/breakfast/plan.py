@@ -36,6 +36,7 @@ METHOD_NAMES = (
 PLAN_FIELDS = (
   "splits", "seeds", "target", "num_classes", "hidden", "epochs", "batch_size",
   "lr", "lam", "scale", "weight_decay", "lr_decay_epochs", "lr_decay", "peers",
+  "eval_batch_size", "select_lam", "lam_search",
 )  # fmt: skip
 
 
@@ -87,15 +88,60 @@ def model_frames(frames: Frames, model: Model) -> tuple[np.ndarray, np.ndarray]:
   return train, test
 
 
-def method_inputs(config, frames: Frames, models: list[Model], method: str, n_dev: int):
-  """Host arrays of one method's program, models padded to a multiple of the device count."""
+def validation_frames(frames: Frames, model: Model) -> tuple[np.ndarray, np.ndarray]:
+  """A model's training frames split by video for selecting lambda (paper Sec. 3.3): a third
+  of its training videos (``numpy.random.RandomState(0)`` permutation, the first ``n // 3``)
+  validate, the other two thirds train. Test participants never enter."""
+  train, _ = model_frames(frames, model)
+  videos = np.unique(frames.video[train])
+  held = np.random.RandomState(0).permutation(videos)[: len(videos) // 3]
+  if held.size == 0 or held.size == videos.size:
+    raise common.DataError(
+      f"breakfast split {model.split}: activity {model.activity!r} has {videos.size} training "
+      "video(s); selecting lambda needs at least 2 (config.select_lam=False skips it)"
+    )
+  is_val = np.isin(frames.video[train], held)
+  return train[~is_val], train[is_val]
+
+
+def class_inputs(config, targets: np.ndarray, balanced: bool):
+  """``(edges, keep)`` of one model's training targets: the authors' video code lays the K
+  classes over a fixed progress range (`breakfast.class_range`) and rounds Eq. 12."""
+  value_range = breakfast.class_range(config.target, int(targets.max()) + 1)
+  return binning.make_classes(
+    targets, config.num_classes, balanced, value_range=value_range, rounding="round"
+  )
+
+
+def method_lams(config, method: str, num_models: int) -> np.ndarray:
+  """Every model's lambda without selection: ``config.lam[target]`` for reg+cls, else 0."""
+  lam = float(config.lam[config.target]) if objective_of(method)[0] == "regcls" else 0.0
+  return np.full(num_models, lam)
+
+
+def method_inputs(
+  config,
+  frames: Frames,
+  models: list[Model],
+  method: str,
+  n_dev: int,
+  pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
+  lams: np.ndarray | None = None,
+):
+  """Host arrays of one method's program, models padded to a multiple of the device count.
+
+  Args:
+    pairs: each model's (training, scored) frame indices; default `model_frames`.
+    lams: each model's lambda; default ``config.lam[config.target]`` (reg+cls only).
+  """
   targets = frames.targets(config.target)
   objective, balanced = objective_of(method)
   with_cls = objective == "regcls"
   settings = registry.Settings.from_config(config.get("peers"))
   k = registry.head_classes(objective, config.num_classes)
   priors = []
-  pairs = [model_frames(frames, m) for m in models]
+  pairs = pairs if pairs is not None else [model_frames(frames, m) for m in models]
+  lams = method_lams(config, method, len(models)) if lams is None else lams
   n_pad = round_up(max(len(tr) for tr, _ in pairs), config.batch_size)
   m_pad = round_up(max(len(te) for _, te in pairs), 1024)
   order = padded_order(len(models), n_dev)
@@ -110,15 +156,14 @@ def method_inputs(config, frames: Frames, models: list[Model], method: str, n_de
     test["idx"][row, : len(te)], test["m"][row] = te, len(te)
     priors.append(registry.fit_priors(objective, targets[tr], settings, k))
     if with_cls:
-      edges, keep = binning.make_classes(targets[tr], config.num_classes, balanced)
+      edges, keep = class_inputs(config, targets[tr], balanced)
       cls = binning.assign_classes(targets[tr], edges)
       train["cls"][row, : len(tr)], train["keep"][row, : len(tr)] = cls, keep[cls]
-  lam = config.lam[config.target] if with_cls else 0.0
   model = {
     "seed": np.array([models[i].seed for i in order], np.int32),
     "model_id": np.array([models[i].model_id for i in order], np.int32),
     "lr": np.full(count, config.lr, np.float32),
-    "lam": np.full(count, lam, np.float32),
+    "lam": np.asarray(lams, np.float32)[order],
     "scale": np.full(count, config.scale, np.float32),
     "priors": pytrees.stack(priors),
   }
@@ -138,4 +183,10 @@ def statics_for(config, method: str) -> program.Statics:
     lr_decay=float(config.lr_decay),
     objective=objective,
     settings=registry.Settings.from_config(config.get("peers")),
+    eval_batch_size=int(config.eval_batch_size),
   )
+
+
+def selects_lam(config, method: str) -> bool:
+  """Whether a method's lambda is chosen on held-out training videos (reg+cls, bal. or not)."""
+  return bool(config.select_lam) and objective_of(method)[0] == "regcls"

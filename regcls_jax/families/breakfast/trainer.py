@@ -5,8 +5,9 @@ model per (split, activity, seed) for each method (`plan`), trains each method's
 in one compiled program (`program`), and writes ``results.csv`` (split, activity, method,
 target, seed, rmse, ...), ``table5.md`` (`report`) and an Orbax checkpoint (saved after each
 method; a rerun with the same workdir resumes). The "random" rows are the untrained models'
-RMSE from the same program. ``evaluate(config, workdir)`` restores the checkpoint and
-recomputes every RMSE.
+RMSE from the same program. With ``config.select_lam``, reg+cls's lambda is first chosen per
+split on held-out training videos (`select_lam`; ``lam_search.csv``). ``evaluate(config,
+workdir)`` restores the checkpoint and recomputes every RMSE.
 """
 
 from __future__ import annotations
@@ -21,9 +22,46 @@ from absl import logging
 
 from regcls_jax.families.breakfast import frames as frames_lib
 from regcls_jax.families.breakfast import plan, program, report
-from regcls_jax.train_lib import checkpoint, guards, pytrees, sharding
+from regcls_jax.train_lib import checkpoint, guards, pytrees, selection, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 from regcls_jax.train_lib.progress import format_seconds
+
+
+def select_lam(config, frames, models, method, mesh, features, targets):
+  """reg+cls's lambda per split, chosen on validation (paper Sec. 3.3).
+
+  Every model trains on two thirds of its training videos once per candidate of
+  ``config.lam_search[target]`` (all candidates side by side in one program) and is scored on
+  the held-out third (`plan.validation_frames`); per split, the candidate with the lowest mean
+  validation RMSE over the activities wins (`selection.select`).
+
+  Returns:
+    (each model's selected lambda ``[models]``, the search rows for ``lam_search.csv``).
+  """
+  candidates = [float(v) for v in config.lam_search[config.target]]
+  if not candidates:
+    raise ValueError(f"config.lam_search.{config.target}: expected at least one lambda")
+  val_pairs = [plan.validation_frames(frames, m) for m in models]
+  expanded = [m for _ in candidates for m in models]
+  lams = np.repeat(candidates, len(models))
+  inputs = plan.method_inputs(
+    config, frames, expanded, method, mesh.devices.size, val_pairs * len(candidates), lams
+  )
+  _, metrics = program.train(plan.statics_for(config, method), mesh, features, targets, *inputs)
+  rmse = np.asarray(jax.device_get(metrics["rmse"]))[: len(expanded)]
+  scale = report.report_scale(config.target)
+  search = [
+    dict(split=m.split, activity=m.activity, method=method, seed=m.seed, lam=float(lam),
+         val_rmse=scale * float(v))
+    for m, lam, v in zip(expanded, lams, rmse)
+  ]  # fmt: skip
+  best = selection.select(search, by=("split",), choose=("lam",), score="val_rmse")
+  for row in search:
+    row["selected"] = int(row["lam"] == best[(row["split"],)]["lam"])
+  for b in best.values():
+    logging.info("%s %s: lambda %g selected (val RMSE %.3f)", method, b["split"], b["lam"],
+                 b["val_rmse"])  # fmt: skip
+  return np.array([best[(m.split,)]["lam"] for m in models]), search
 
 
 @guards.preemptible
@@ -41,11 +79,12 @@ def train_and_evaluate(
   pairs = [plan.model_frames(frames, m) for m in models]  # checks every split/activity first
   mesh = sharding.models_mesh()
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
-  rows, params, done = [], {}, []
+  rows, params, done, search = [], {}, [], []
   if ckpt.latest_step() is not None:
     params, meta = ckpt.restore()
     workdir_lib.check_resume(meta, config, plan.PLAN_FIELDS, ckpt.directory)
     rows, done = list(meta["rows"]), list(meta["methods_done"])
+    search = list(meta.get("lam_search", []))
     logging.info("resuming: %s already trained", ", ".join(done))
   workdir_lib.write_config(config, workdir)
   features, start = jax.device_put(frames.features), time.perf_counter()
@@ -61,8 +100,14 @@ def train_and_evaluate(
       ckpt.close()
       return rows
     t = time.perf_counter()
+    lams = None
+    if plan.selects_lam(config, method):
+      lams, method_search = select_lam(config, frames, models, method, mesh, features, targets)
+      search += method_search
+    else:
+      lams = plan.method_lams(config, method, len(models))
     model_in, train_in, test_in = plan.method_inputs(
-      config, frames, models, method, mesh.devices.size
+      config, frames, models, method, mesh.devices.size, lams=lams
     )
     out_params, metrics = program.train(
       plan.statics_for(config, method), mesh, features, targets, model_in, train_in, test_in
@@ -70,12 +115,20 @@ def train_and_evaluate(
     out_params, metrics = jax.device_get((out_params, metrics))
     real = len(models)
     if not rows:  # the untrained models: the "random" baseline, from the first method's run
-      rows += report.rows_of(models, "random", config.target, metrics["rmse_init"], None, pairs)
+      init = {k: metrics[f"{k}_init"] for k in ("rmse", "rmse_pooled")}
+      rows += report.rows_of(models, "random", config.target, init, None, pairs)
     loss = metrics["train_loss"][:real, -1]
-    rows += report.rows_of(models, method, config.target, metrics["rmse"][:real], loss, pairs)
+    rows += report.rows_of(
+      models, method, config.target, metrics, loss, pairs, lams
+    )
     params[method] = pytrees.flatten(pytrees.take(out_params, np.arange(real)))
     done.append(method)
-    meta = dict(rows=rows, methods_done=done, **workdir_lib.resume_meta(config, plan.PLAN_FIELDS))
+    meta = dict(
+      rows=rows,
+      methods_done=done,
+      lam_search=search,
+      **workdir_lib.resume_meta(config, plan.PLAN_FIELDS),
+    )
     ckpt.save((ckpt.latest_step() or 0) + 1, params, meta)  # steps only grow
     elapsed = time.perf_counter() - start
     logging.info(
@@ -84,7 +137,7 @@ def train_and_evaluate(
       len(config.methods), format_seconds(elapsed),
     )  # fmt: skip
   ckpt.close()
-  report.write_reports(rows, config, workdir)
+  report.write_reports(rows, config, workdir, search=search)
   return rows
 
 
@@ -112,18 +165,19 @@ def evaluate(config, workdir: str) -> list[dict]:
     )
     order = sharding.padded_order(len(models), mesh.devices.size)
     stacked = pytrees.unflatten(program.param_template(statics), params[method])
-    rmse = np.asarray(evaluate_params(pytrees.take(stacked, order)))
+    scores = jax.device_get(evaluate_params(pytrees.take(stacked, order)))
     if not rows:  # "random": the untrained models, rebuilt from their seeds
       seeds = np.array([m.seed for m in models])[order]
       ids = np.array([m.model_id for m in models])[order]
       init = jax.vmap(functools.partial(program.init_params, statics))(seeds, ids)
-      init_rmse = np.asarray(evaluate_params(init))
-      rows += report.rows_of(models, "random", config.target, init_rmse, None, pairs)
+      init_scores = jax.device_get(evaluate_params(init))
+      rows += report.rows_of(models, "random", config.target, init_scores, None, pairs)
     trained = {
       (r["split"], r["activity"], r["seed"]): r for r in meta["rows"] if r["method"] == method
     }
     loss = [trained[(m.split, m.activity, m.seed)]["train_loss"] for m in models]
-    rows += report.rows_of(models, method, config.target, rmse, loss, pairs)
+    lams = [trained[(m.split, m.activity, m.seed)]["lam"] for m in models]
+    rows += report.rows_of(models, method, config.target, scores, loss, pairs, lams)
   report.write_reports(rows, config, workdir, suffix="_eval")
   before = {(r["method"], r["split"], r["activity"], r["seed"]): r["rmse"] for r in meta["rows"]}
   diff = max(

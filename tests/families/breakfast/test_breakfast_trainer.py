@@ -33,7 +33,17 @@ def test_runlocal_end_to_end_with_eval_and_resume(fixture_root, tfds_root, tmp_p
   rows = list(common.read_csv(str(work / "results.csv"), report.COLUMNS))
   assert len(rows) == 3 * 40  # random, reg, reg+cls for 10 activities x 4 splits
   table = (work / "table5.md").read_text()
-  assert "| random (untrained) |" in table and "| reg+cls |" in table and "S4 %" in table
+  assert "| random (untrained) |" in table and "| reg+cls |" in table and "S4 x100" in table
+  assert "Pooled RMSE" in table and "lambda selected per split" in table
+  # reg+cls's lambda: chosen per split on held-out training videos among the 5 candidates.
+  search = common.read_csv(str(work / "lam_search.csv"), report.LAM_SEARCH_COLUMNS)
+  assert len(search) == 5 * 40
+  chosen = {(r[0], float(r[4])) for r in search if r[6] == "1"}
+  assert len(chosen) == 4 and {s for s, _ in chosen} == {"s1", "s2", "s3", "s4"}
+  lam_col = report.COLUMNS.index("lam")
+  for r in rows:
+    if r[2] == "regcls":
+      assert (r[0], float(r[lam_col])) in chosen
   fresh = tmp_path / "fresh"
   out = _main("--config=configs/breakfast.py:runlocal", f"--workdir={fresh}", *data,
               "--config.epochs=5")  # fmt: skip
@@ -79,8 +89,9 @@ def test_baseline_methods_train_and_evaluate(tmp_path, fixture_root, tfds_root):
   assert len(rows) == 3 * 10 and {r[2] for r in rows} == {"random", "lds", "hl_gauss"}
   table = (tmp_path / "table5.md").read_text()
   assert "| lds |" in table and "| hl_gauss |" in table
-  # A histogram prediction is a convex combination of bin centres inside [0, 100] percent.
-  assert all(0.0 < float(r[5]) < 100.0 for r in rows)
+  # A histogram prediction is a convex combination of bin centres inside [0, 1] progress: its
+  # RMSE x 100 lies inside (0, 100).
+  assert all(0.0 < float(r[5]) < 100.0 for r in rows if r[2] != "random")
   out = _main(*args, "--mode=eval")
   assert out.returncode == 0, out.stderr[-2000:]
   evaluated = common.read_csv(str(tmp_path / "results_eval.csv"), report.COLUMNS)
