@@ -49,6 +49,8 @@ def class_range(target: str, max_frames: int) -> tuple[float, float]:
   fractions (its ``--reltime``), [0, 100] for percent, and [0, longest training video] for
   frame indices."""
   return {"fraction": (0.0, 1.0), "percent": (0.0, 100.0)}.get(target, (0.0, float(max_frames)))
+
+
 _VIDEO = re.compile(r"^P(\d\d)_([A-Za-z0-9]+)_P\d\d_([a-z]+)\.txt$")
 DataError = common.DataError
 

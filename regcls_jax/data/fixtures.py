@@ -4,8 +4,8 @@
 
 Each has tens of samples with a deliberately imbalanced label distribution (most labels in a
 narrow range, a few far away), and inputs that carry the label (image brightness grows with age
-and with depth, features 0-7 with progress) so a model can learn something in a few steps. The tests,
-the configs' ``runlocal`` variants and the notebooks run the whole pipeline on them.
+and with depth, features 0-7 with progress) so a model can learn something in a few steps. The
+tests, the configs' ``runlocal`` variants and the notebooks run the whole pipeline on them.
 """
 
 from __future__ import annotations

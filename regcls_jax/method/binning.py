@@ -99,9 +99,9 @@ def equalised_edges(
      the 1D code's rounding); the image and video code round instead,
      ``q_i = max(round(K * c_i / N) - 1, 0)`` (``rounding="round"``; half to even, as Python's
      ``round`` of a numpy float; the clamp at 0 is the image code's, the video code leaves a -1
-     that indexes the last class, a bug not copied). Consecutive bins with the same q form one class, spanning from the
-     lower edge of its first bin to the upper edge of its last. Empty bins thereby merge with
-     the bin before them, so no class is empty.
+     that indexes the last class, a bug not copied). Consecutive bins with the same q form one
+     class, spanning from the lower edge of its first bin to the upper edge of its last. Empty
+     bins thereby merge with the bin before them, so no class is empty.
 
   Args:
     targets: training targets.

@@ -50,8 +50,16 @@ def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen):
 
   state = {"steps": jnp.int32(0), "hits": jnp.zeros(n_pad)}
   state, losses = scan_loop.train_epochs(
-    state, train_step, make_batch, jnp.int32(n), n_pad, batch_size=batch, epochs=2,
-    shuffle_key=jax.random.key(0), mask_key=jax.random.key(1), drop_last=drop_last,
+    state,
+    train_step,
+    make_batch,
+    jnp.int32(n),
+    n_pad,
+    batch_size=batch,
+    epochs=2,
+    shuffle_key=jax.random.key(0),
+    mask_key=jax.random.key(1),
+    drop_last=drop_last,
   )
   assert int(state["steps"]) == 2 * steps
   hits = np.asarray(state["hits"])

@@ -118,9 +118,7 @@ def train_and_evaluate(
       init = {k: metrics[f"{k}_init"] for k in ("rmse", "rmse_pooled")}
       rows += report.rows_of(models, "random", config.target, init, None, pairs)
     loss = metrics["train_loss"][:real, -1]
-    rows += report.rows_of(
-      models, method, config.target, metrics, loss, pairs, lams
-    )
+    rows += report.rows_of(models, method, config.target, metrics, loss, pairs, lams)
     params[method] = pytrees.flatten(pytrees.take(out_params, np.arange(real)))
     done.append(method)
     meta = dict(

@@ -45,6 +45,7 @@ def test_classes_span_the_fixed_progress_range(breakfast_frames):
   config.num_classes = 4
   edges, keep = plan.class_inputs(config, np.array([0.1, 0.3, 0.35, 0.6, 0.6, 0.6, 0.6, 0.9]), True)
   # counts over [0, .25, .5, .75, 1]: 1, 2, 4, 1 -> cum 1, 3, 7, 8 -> round(4 c / 8) - 1 =
-  # max(round(.5) - 1, 0) = 0, round(1.5) - 1 = 1, round(3.5) - 1 = 3, 3 -> classes {0}, {1}, {2, 3}.
+  # max(round(.5) - 1, 0) = 0, round(1.5) - 1 = 1, round(3.5) - 1 = 3, 3
+  # -> classes {0}, {1}, {2, 3}.
   np.testing.assert_allclose(edges, [0.0, 0.25, 0.5, 1.0])
   np.testing.assert_allclose(keep, [1.0, 0.5, 0.2])

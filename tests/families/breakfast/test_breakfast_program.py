@@ -100,7 +100,9 @@ def test_still_learns_beyond_the_training_mean(breakfast_frames):
   for m in models:
     train, test = plan.model_frames(frames, m)
     err = frames.fraction[test] - frames.fraction[train].mean()
-    constant.append(np.mean([np.sqrt(np.mean(err[i : i + 40] ** 2)) for i in range(0, len(err), 40)]))
+    constant.append(
+      np.mean([np.sqrt(np.mean(err[i : i + 40] ** 2)) for i in range(0, len(err), 40)])
+    )
   for method, margin in (("reg", 0.7), ("regcls", 0.9)):
     lams = None
     if method == "regcls":

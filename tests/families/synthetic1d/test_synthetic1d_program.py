@@ -104,7 +104,9 @@ def test_initialisation_is_unpaired_as_the_reference_unless_asked(paired):
   assert set(runs) == {"reg", "regcls_k4", "regcls_k16"}
   trunk = {}
   for group, run in runs.items():
-    params, _ = program.train_chunk(plan.Chunk(group, (run,) * mesh.devices.size, 1), cache, config, mesh)
+    params, _ = program.train_chunk(
+      plan.Chunk(group, (run,) * mesh.devices.size, 1), cache, config, mesh
+    )
     trunk[group] = [np.asarray(params["layers"][i]["kernel"][0]) for i in (0, 1)]
     trunk[group].append(np.asarray(params["reg_head"]["kernel"][0]))
   for a, b in zip(trunk["regcls_k4"], trunk["regcls_k16"]):
