@@ -37,8 +37,14 @@ def summary(config) -> str:
   if config.data.name != "nyud2":
     t = pipeline.targets(builder, config.data, "train")
     lines.append(f"  train targets: min {t.min():g}, mean {t.mean():g}, max {t.max():g}")
-  kind = "equalised (Eq. 12), keep probabilities (Eq. 13)" if config.balanced else "uniform"
-  lines.append(f"  classes: {len(keep)} {kind}; edges {_short(edges)}")
+  kind = (
+    "equalised (Eq. 12, rounded), keep probabilities (Eq. 13)" if config.balanced else "uniform"
+  )
+  low, high = pipeline.class_range(config.data, pipeline.training_targets(builder, config.data)[0])
+  lines.append(
+    f"  classes: {len(keep)} {kind}; edges over the fixed range [{low:g}, {high:g}]: "
+    f"{_short(edges)}"
+  )
   if config.balanced:
     lines.append(f"  keep probabilities: {_short(keep)}")
   if config.data.sampling != "none":

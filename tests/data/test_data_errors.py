@@ -180,7 +180,20 @@ def test_prepare_cli_summary(fixture_root, tmp_path):
   out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr
   assert "split train: 64 examples" in out.stdout and "split test: 12 examples" in out.stdout
-  assert "equalised (Eq. 12)" in out.stdout
+  assert "equalised (Eq. 12, rounded)" in out.stdout
+  # The reference's classes: 10 uniform bins over ages 0-100, equalised with round; the fixture's
+  # training ages give these edges (numpy over the CSV's ages, binning's own functions aside).
+  with open(fixture_root / "imdb_wiki" / "imdb_wiki.csv") as f:
+    ages = np.array([float(r.split(",")[0]) for r in f.read().split()[1:] if r.endswith("train")])
+  counts = np.histogram(ages, bins=np.linspace(0, 100, 11))[0]
+  first = np.argmax(counts > 0)
+  counts, lower = counts[first:], np.concatenate([[0.0], np.linspace(0, 100, 11)[first + 1 :]])
+  q = np.maximum(np.round(len(counts) * np.cumsum(counts) / counts.sum()) - 1, 0)
+  ends = np.flatnonzero(np.append(q[1:] != q[:-1], True))
+  want = np.concatenate([lower[:1], lower[ends + 1]])
+  line = next(x for x in out.stdout.splitlines() if "classes:" in x)
+  assert "over the fixed range [0, 100]" in line and line.startswith(f"  classes: {len(want) - 1} ")
+  assert f"[0, 100]: [{', '.join(f'{v:.3f}' for v in want[:5])}" in line
 
 
 def test_parallel_preparation_keeps_order_and_errors(tmp_path):
