@@ -27,12 +27,14 @@ def synthetic_frames(num_frames: int, seed: int = 0):
   lengths = np.maximum((lengths / lengths.sum() * num_frames).astype(int), 10)
   group = rng.integers(0, 4, num_videos)
   activity = rng.integers(0, 10, num_videos)
-  percent = np.concatenate([100 * np.arange(n) / n for n in lengths]).astype(np.float32)
+  fraction = np.concatenate([np.arange(n) / n for n in lengths]).astype(np.float32)
   return Frames(
     features=rng.normal(size=(lengths.sum(), 64)).astype(np.float32),
     group=np.repeat(group, lengths).astype(np.int8),
     activity=np.repeat(activity, lengths).astype(np.int8),
-    percent=percent,
+    video=np.repeat(np.arange(num_videos), lengths).astype(np.int32),
+    fraction=fraction,
+    percent=100 * fraction,
     frames=np.concatenate([np.arange(n) for n in lengths]).astype(np.float32),
   )
 
@@ -61,7 +63,7 @@ def main() -> None:
   models = plan.plan_models(config)
   mesh = sharding.models_mesh()
   features = jax.device_put(frames.features)
-  targets = jax.device_put(frames.percent)
+  targets = jax.device_put(frames.targets(config.target))
   print(f"{len(frames.group):,} frames, {len(models)} models per method, "
         f"{mesh.devices.size} {jax.devices()[0].platform} device(s)")  # fmt: skip
   print(f"{'method':<8} {'compile+run s':>14} {'s/epoch':>8} {f'{paper_epochs} epochs s':>12}")
