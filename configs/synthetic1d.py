@@ -16,9 +16,18 @@ Other variants, combined with commas (``:grid=paper,balanced``):
   grid=tiny       a few seconds; what the tests run.
   balanced        equalised classes (Eq. 12) with keep masking (Eq. 13) instead of uniform ones.
   both            uniform and balanced classes side by side (paper Tab. 1).
+  grid=lambda     paper Fig. 4: validation MSE against lambda (1e-1 .. 1e4) for each K, clean and
+                  noisy x the four samplings (5 functions, 1 version; about 12 minutes); writes
+                  lambda.md (the lambda that validation selects per K) and fig4.png.
+  grid=noise      paper Fig. 5: the noisy scenario at target noise std 0.05, 0.1, 0.2, 0.4, 0.8
+                  (10 functions, 1 version, K in {4, 16, 64, 256}; about 5 minutes); writes
+                  noise.md and fig5.png.
+  grid=predictions  paper Fig. 7: reg, reg+cls and reg+cls bal. (K=64) on severe sampling of one
+                  function in each scenario; writes fig7.png (the models' predictions over x).
   grid=methods    the default grid's datasets, every method of regcls_jax/method/registry.py side by
-                  side (reg, LDS, Focal-R, BMC, GAI, BNI, FDS, reg+cls, two-hot, HL-Gauss; K=64
-                  for the methods with a K-way head); writes methods.md and methods.png too.
+                  side (reg, LDS, Focal-R, BMC, GAI, BNI, FDS, DenseLoss, RankSim, ConR, reg+cls,
+                  two-hot, HL-Gauss, reg+cls+RankSim; K=64 for the methods with a K-way head);
+                  writes methods.md and methods.png too.
 
 Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``.
 
@@ -38,7 +47,15 @@ from regcls_jax.train_lib import config as config_lib
 # The per-scenario hyper-parameters of the authors' 1D demo script.
 PAPER_LAMBDAS = {"clean": 1e2, "noisy": 1e3, "ood": 1e4}
 PAPER_LRS = {"clean": 1e-3, "noisy": 1e-2, "ood": 1e-4}
-VARIANTS = {"grid": ("tiny", "default", "paper", "methods"), "balanced": None, "both": None}
+VARIANTS = {
+  "grid": ("tiny", "default", "paper", "methods", "lambda", "noise", "predictions"),
+  "balanced": None,
+  "both": None,
+}
+# Fig. 4's lambda axis (a decade grid around the demo script's 1e2 / 1e3) and Fig. 5's noise
+# levels (the paper's exact levels are not stated; these double around its 0.1).
+FIG4_LAMBDAS = (1e-1, 1e0, 1e1, 1e2, 1e3, 1e4)
+FIG5_NOISE_LEVELS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -64,7 +81,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # MSE's fixed sigma 0.1 (the generator's noise std; the best mean val MSE of 0.03 / 0.1 / 0.3
   # on 5 functions; sigma 1, Balanced MSE's NYUD2 value, exceeds the labels' spread and drove
   # the predictions apart: test MSE 3-8).
-  c.peers = config_lib.peers_config(focal_kind="mse", bmse_sigma=0.1)
+  # ConR's window w 0.1 (labels span about 3; the authors' 1 year on ages 0-100 is 1%).
+  c.peers = config_lib.peers_config(focal_kind="mse", bmse_sigma=0.1, conr_window=0.1)
+  # ConR's two views of a 1D input: x + N(0, 0.002^2) each (a label-preserving jitter: the
+  # functions change by at most ~0.06 over it).
+  c.view_jitter = 0.002
   # Train the methods of one parameter shape in one program (a per-model method index picks
   # the loss). Every method's loss is then computed for every model, so this pays off for
   # cheap losses only; False gives each method its own program.
@@ -85,6 +106,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(
     dict(all_samples=60000, max_bins=1024, min_spls=5, pool=100_000, noise_std=0.1)
   )
+  # The noisy scenario's target noise stds; empty: data.noise_std alone. Several levels give
+  # noise.md and fig5.png (Fig. 5); summary.md and fig3.png keep the rows at data.noise_std.
+  c.noise_levels = ()
+  # Write fig7.png: every model's predictions over x beside its training samples (Fig. 7).
+  c.plot_predictions = False
 
   # Execution: float32 logits one device holds per step, which sets how many models train at
   # once; 0 = auto (2**19 on a CPU, which keeps a chunk in cache; 2**28 on an accelerator).
@@ -94,6 +120,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if grid in ("default", "methods"):
     c.versions = (0, 1)
     c.num_classes = (4, 64)
+  if grid == "lambda":
+    c.scenarios = ("clean", "noisy")
+    c.functions = tuple(range(5))
+    c.versions = (0,)
+    c.lam = ml_collections.ConfigDict({k: FIG4_LAMBDAS for k in PAPER_LAMBDAS})
+  elif grid == "noise":
+    c.scenarios = ("noisy",)
+    c.versions = (0,)
+    c.num_classes = (4, 16, 64, 256)
+    c.noise_levels = FIG5_NOISE_LEVELS
+  elif grid == "predictions":
+    c.samplings = ("severe",)
+    c.functions = (0,)
+    c.versions = (0,)
+    c.num_classes = (64,)
+    c.balanced = (False, True)
+    c.plot_predictions = True
   if grid == "methods":
     c.methods = registry.METHODS
     c.num_classes = (64,)

@@ -6,6 +6,10 @@ Checks the layout in ``config.data.data_dir``, writes the ArrayRecord shards (un
 ``config.data.tfds_dir``), and prints the split sizes, the training-target range, the classes
 of ``config.num_classes`` (uniform, or Eq. 12 / 13 with ``balanced``) and the re-sampling, if
 any. Bad data gives one line ``error: <file>: <what is wrong>`` and exit status 2.
+
+``--plot_classes=PATH`` also draws paper Fig. 8 for the dataset (`class_plot`): the training
+distribution, the keep probabilities of 100 equalised classes and the re-balanced
+distribution.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from absl import app
+from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A real-data config (configs/*.py).")
+_PLOT = flags.DEFINE_string(
+  "plot_classes", None, "Write paper Fig. 8 (training distribution, keep probabilities of 100 "
+  "equalised classes, re-balanced distribution) to this PNG."
+)  # fmt: skip
 
 
 def _short(values: np.ndarray, ends: int = 5) -> str:
@@ -53,6 +61,19 @@ def summary(config) -> str:
   return "\n".join(lines)
 
 
+def plot(config, path: str) -> str:
+  """Fig. 8 of the dataset's training targets (`class_plot.plot_classes`); returns a line to
+  print."""
+  from regcls_jax.data import class_plot, pipeline
+
+  builder = pipeline.prepare(config.data)
+  values, counts = pipeline.training_targets(builder, config.data)
+  value_range = pipeline.class_range(config.data, values)
+  title = f"{builder.info.full_name}: training targets and 100 equalised classes"
+  _, keep = class_plot.plot_classes(values, counts, value_range, "round", title, path)
+  return f"  Fig. 8 ({len(keep)} equalised classes) written to {path}"
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -61,6 +82,8 @@ def main(argv):
     sys.exit(2)
   try:
     print(summary(_CONFIG.value))
+    if _PLOT.value:
+      print(plot(_CONFIG.value, _PLOT.value))
   except ValueError as e:  # DataError and config mistakes: one line, no traceback
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

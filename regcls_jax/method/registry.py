@@ -13,7 +13,11 @@ Every experiment family names its method with a string (``config.method`` or the
 Methods with the regression head only (`REG_HEAD`) share one parameter shape, as do those
 with a classification / histogram head of K outputs (`CLS_HEAD`); `switch` selects a method by
 a (possibly per-model, traced) index, which is how the 1D program puts methods on its vmapped
-axis. Formulas: `losses` (paper Eq. 3, 4, 13) and `baselines`.
+axis. Formulas: `losses` (paper Eq. 3, 4, 13), `baselines`, `denseloss`, `ranksim`, `conr`.
+
+RankSim and ConR are regularisers on the batch's features (`FEATURE_LOSSES`): a family passes
+``features`` to `objective`; ConR also needs the batch to hold two augmented views of each input
+(`TWO_VIEWS`; the family builds them). ``regcls+ranksim`` adds RankSim to reg+cls.
 
 Like the paper's objective, every loss is multiplied by the global scale ``s``; reg+cls keeps
 its ``lam`` on the regression term, the baselines have no lambda.
@@ -29,11 +33,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regcls_jax.method import baselines, binning, losses
+from regcls_jax.method import baselines, binning, conr, denseloss, losses, ranksim
 
-REG_HEAD = ("reg", "lds", "focal_r", "bmc", "gai", "bni", "fds")
-CLS_HEAD = ("regcls", "two_hot", "hl_gauss")
+REG_HEAD = ("reg", "lds", "focal_r", "bmc", "gai", "bni", "fds", "dense", "ranksim", "conr")
+CLS_HEAD = ("regcls", "two_hot", "hl_gauss", "regcls+ranksim")
 METHODS = REG_HEAD + CLS_HEAD
+# Regularisers on the batch's features (`objective`'s ``features``), and the one of them that
+# needs two augmented views of every input in the batch.
+FEATURE_LOSSES = ("ranksim", "conr", "regcls+ranksim")
+TWO_VIEWS = ("conr",)
+# Methods that train on the classes of the targets (``batch['cls']``, Eq. 12-13).
+CLASSIFIES = ("regcls", "regcls+ranksim")
 HISTOGRAM = ("two_hot", "hl_gauss")
 # FDS changes the forward pass (features re-calibrated per label bucket before the regression
 # head, fds.py); its loss is the plain regression loss on that prediction. Only the 1D program
@@ -57,6 +67,14 @@ class Settings:
   bmse_sigma: float = 1.0  # fixed noise scale of BMC / GAI / BNI (the NYUD2 setting)
   gmm_components: int = 8
   hl_gauss_ratio: float = 0.75  # HL-Gauss sigma / bin width
+  dense_alpha: float = 1.0  # DenseLoss: w*(y) = max(1 - alpha p'(y), eps)
+  dense_bandwidth: float = 0.0  # its KDE bandwidth; 0: Silverman's rule
+  ranksim_gamma: float = 100.0  # RankSim's weight (the authors' --regularization_weight)
+  ranksim_lambda: float = 2.0  # its blackbox interpolation strength (--interpolation_lambda)
+  conr_beta: float = 4.0  # ConR's weight
+  conr_window: float = 1.0  # w: labels closer than this are positives (label units)
+  conr_temperature: float = 0.07
+  conr_push: float = 0.01  # e of the pushing weight exp(e |y_i - y_k|)
 
   @classmethod
   def from_config(cls, peers) -> Settings:
@@ -85,9 +103,15 @@ class Settings:
       raise ValueError(f"config.peers.lds_padding: {self.lds_padding!r}; expected constant|reflect")
     if self.focal_kind not in ("l1", "mse"):
       raise ValueError(f"config.peers.focal_kind: {self.focal_kind!r}; expected l1 or mse")
-    for key in ("bmse_sigma", "hl_gauss_ratio", "lds_sigma"):
+    for key in (
+      "bmse_sigma", "hl_gauss_ratio", "lds_sigma", "ranksim_lambda", "conr_window",
+      "conr_temperature",
+    ):  # fmt: skip
       if not getattr(self, key) > 0:
         raise ValueError(f"config.peers.{key}: expected > 0, got {getattr(self, key)!r}")
+    for key in ("dense_alpha", "dense_bandwidth", "ranksim_gamma", "conr_beta", "conr_push"):
+      if not getattr(self, key) >= 0:
+        raise ValueError(f"config.peers.{key}: expected >= 0, got {getattr(self, key)!r}")
     if self.gmm_components < 1:
       raise ValueError(f"config.peers.gmm_components: expected >= 1, got {self.gmm_components}")
 
@@ -134,6 +158,8 @@ def fit_priors(
   bins = binning.assign_classes(y, edges)
   out = {"edges": edges, "lds": np.ones(m), "bni": np.full(m, 1.0 / m)}
   out |= {"gmm_pi": np.full(g, 1.0 / g), "gmm_mu": np.zeros(g), "gmm_var": np.ones(g)}
+  out |= {"dense_grid": np.linspace(0.0, 1.0, denseloss.GRID_POINTS)}
+  out |= {"dense_w": np.ones(denseloss.GRID_POINTS)}
   if method == "lds":
     out["lds"] = baselines.lds_bin_weights(
       bins,
@@ -151,6 +177,11 @@ def fit_priors(
   elif method == "gai":
     sample = y if counts is None else np.repeat(y, np.maximum(np.round(w), 0).astype(np.int64))
     out["gmm_pi"], out["gmm_mu"], out["gmm_var"] = baselines.fit_gmm(sample, g)
+  elif method == "dense":
+    sample = y if counts is None else np.repeat(y, np.maximum(np.round(w), 0).astype(np.int64))
+    out["dense_grid"], out["dense_w"] = denseloss.fit_weights(
+      sample, settings.dense_alpha, settings.dense_bandwidth or None
+    )
   if num_classes:
     out["hist_edges"] = _support(y, num_classes)
   return {k: np.asarray(v, np.float32) for k, v in out.items()}
@@ -177,6 +208,10 @@ def _baseline(method, pred, target, weight, priors, settings: Settings) -> jax.A
   if method == "lds":
     lds = priors["lds"][binning.assign_classes_device(target, priors["edges"])]
     w = lds if weight is None else lds * weight
+    return losses.regression_loss(pred, target, w, "mse", "sum") / _count(target, weight)
+  if method == "dense":
+    dense = denseloss.lookup(priors["dense_grid"], priors["dense_w"], target)
+    w = dense if weight is None else dense * weight
     return losses.regression_loss(pred, target, w, "mse", "sum") / _count(target, weight)
   if method == "focal_r":
     p, t, w = _flat(pred, target, weight)
@@ -225,6 +260,7 @@ def objective(
   settings: Settings,
   reg_kind: str = "mse",
   reg_reduction: str = "mean",
+  features: jax.Array | None = None,
 ) -> jax.Array:
   """The training loss of ``method`` (a scalar), times the scale ``hparams['scale']``.
 
@@ -235,16 +271,20 @@ def objective(
     priors: `fit_priors` arrays (numpy or traced).
     hparams: ``lam`` and ``scale``.
     reg_kind, reg_reduction: the regression term of reg / reg+cls (`losses.reg_cls_loss`).
+    features: ``[B, ...]`` the batch's features, for `FEATURE_LOSSES` (for ConR of both views:
+      the batch holds them).
   """
   target, weight, scale = batch["y"], batch.get("weight"), hparams["scale"]
   priors = {k: jnp.asarray(v) for k, v in priors.items()}  # host arrays become constants
   if method == "fds":  # ``pred`` comes from the re-calibrated features
     method = "reg"
-  if method in ("reg", "regcls"):
+  if method in FEATURE_LOSSES and features is None:
+    raise ValueError(f"method {method!r} needs the batch's features; this family passes none")
+  if method in ("reg", "regcls", "ranksim", "conr", "regcls+ranksim"):
     loss, _ = losses.reg_cls_loss(
       pred,
       target,
-      logits if method == "regcls" else None,
+      logits if method in ("regcls", "regcls+ranksim") else None,
       batch.get("cls"),
       lam=hparams["lam"],
       scale=scale,
@@ -253,6 +293,15 @@ def objective(
       reg_kind=reg_kind,
       reg_reduction=reg_reduction,
     )
+    if method in ("ranksim", "regcls+ranksim"):
+      term = ranksim.ranksim_loss(features, target, settings.ranksim_lambda, weight)
+      loss = loss + scale * settings.ranksim_gamma * term
+    elif method == "conr":
+      term = conr.conr_loss(
+        features, target, pred, settings.conr_window, settings.conr_temperature,
+        settings.conr_push, valid=weight,
+      )  # fmt: skip
+      loss = loss + scale * settings.conr_beta * term
     return loss
   if method in HISTOGRAM:
     probs = histogram_targets(method, target, priors["hist_edges"], settings)

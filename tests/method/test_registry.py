@@ -163,14 +163,15 @@ def test_gradients_finite_at_the_edges(method):
   }
   hp = {"lam": 1.0, "scale": 1.0}
 
-  def loss(p, z, w):
-    return registry.objective(method, p, z, {**batch, "weight": w}, priors, hp, S)
+  def loss(p, z, w, f):
+    return registry.objective(method, p, z, {**batch, "weight": w}, priors, hp, S, features=f)
 
   p, z = jnp.array([0.0, 3.0, 5.0, -2.0]), jnp.zeros((4, k))
+  f = jnp.array([[0.0, 0.0], [1.0, 2.0], [1.0, 2.0], [-3.0, 0.5]])  # a zero and a repeated row
   for w in (jnp.zeros(4), jnp.ones(4)):
-    gp, gz = jax.grad(loss, argnums=(0, 1))(p, z, w)
-    assert np.all(np.isfinite(gp)) and np.all(np.isfinite(gz)), method
-    assert np.isfinite(float(loss(p, z, w)))
+    grads = jax.grad(loss, argnums=(0, 1, 3))(p, z, w, f)
+    assert all(np.all(np.isfinite(g)) for g in grads), method
+    assert np.isfinite(float(loss(p, z, w, f)))
 
 
 def test_switch_under_vmap_equals_each_method():
@@ -201,5 +202,7 @@ def test_bad_settings_name_the_key():
     registry.Settings.from_config({"lds_kernel": "box"})
   with pytest.raises(ValueError, match="config.peers.gamma"):
     registry.Settings.from_config({"gamma": 1.0})
-  with pytest.raises(ValueError, match="config.method: unknown method 'ranksim'"):
-    registry.check_method("ranksim")
+  with pytest.raises(ValueError, match="config.method: unknown method 'ranksym'"):
+    registry.check_method("ranksym")
+  with pytest.raises(ValueError, match="config.peers.conr_window"):
+    registry.Settings.from_config({"conr_window": 0.0})

@@ -126,8 +126,10 @@ def check_method(config) -> None:
   """reg, reg+cls and the baselines of `method.registry` but FDS (it needs an epoch-end pass
   over the training features, which only the 1D program has); for depth not BMC (one target per
   image) nor the histogram losses (the per-pixel head predicts at twice the target's
-  resolution)."""
-  allowed = tuple(m for m in registry.METHODS if m not in registry.FEATURE_METHODS)
+  resolution); not yet RankSim and ConR (their feature terms are wired into the 1D program
+  only)."""
+  own = registry.FEATURE_METHODS + registry.FEATURE_LOSSES
+  allowed = tuple(m for m in registry.METHODS if m not in own)
   if config.experiment == "nyud2":
     allowed = tuple(m for m in allowed if m not in ("bmc", *registry.HISTOGRAM))
   registry.check_method(config.method, "config.method", allowed)

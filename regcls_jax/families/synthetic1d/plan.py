@@ -9,6 +9,7 @@ group into device-sized chunks, which `program.train_chunk` trains as one compil
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -35,19 +36,21 @@ class Run:
   balanced: bool
   lam: float  # 0 for 'reg'
   lr: float
+  noise: float = synthetic1d.Sizes.noise_std  # target noise std (used by the noisy scenario)
 
   @classmethod
   def from_row(cls, row: dict) -> Run:
     """The run of a ``results.csv`` / checkpoint row."""
-    return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return cls(**{n: row[n] if n in row else f.default for n, f in fields.items()})
 
   @property
   def seed(self) -> int:
     return synthetic1d.TRAIN_SEEDS[self.version]
 
   @property
-  def dataset(self) -> tuple[str, str, int, int]:
-    return (self.scenario, self.sampling, self.function, self.version)
+  def dataset(self) -> tuple[str, str, int, int, float]:
+    return (self.scenario, self.sampling, self.function, self.version, self.noise)
 
   @property
   def group(self) -> str:
@@ -62,7 +65,8 @@ def program_group(run: Run, config) -> str:
   """The group a run trains in: `Run.group`, or with ``config.share_methods`` the group of
   every method of its parameter shape (``reghead``, ``clshead_k{K}``; balanced reg+cls keeps
   ``regcls_k{K}_bal``), which puts methods on the vmapped model axis of one program."""
-  if not config.get("share_methods") or run.balanced or run.method == "fds":
+  own = run.method in registry.FEATURE_METHODS + registry.TWO_VIEWS  # their own forward / batch
+  if not config.get("share_methods") or run.balanced or own:
     return run.group
   return "reghead" if not run.num_classes else f"clshead_k{run.num_classes}"
 
@@ -72,9 +76,12 @@ def group_methods(group: str, config) -> tuple[str, ...]:
   position in this tuple is its method index in the program (so every chunk of a group compiles
   alike)."""
   if group == "reghead":
-    family = tuple(m for m in registry.REG_HEAD if m not in registry.FEATURE_METHODS)
+    own = registry.FEATURE_METHODS + registry.TWO_VIEWS
+    family = tuple(m for m in registry.REG_HEAD if m not in own)
   elif group.startswith("clshead_k"):
-    family = tuple(m for m in registry.CLS_HEAD if m != "regcls" or False in config.balanced)
+    family = tuple(
+      m for m in registry.CLS_HEAD if m not in registry.CLASSIFIES or False in config.balanced
+    )
   else:
     return (group.rsplit("_k", 1)[0],)
   return tuple(m for m in family if m in config.methods)
@@ -113,6 +120,9 @@ def validate_config(config) -> None:
   for v in config.versions:
     if not 0 <= v < len(synthetic1d.VERSION_SEEDS):
       raise ValueError(f"config.versions: index {v} outside [0, {len(synthetic1d.VERSION_SEEDS)})")
+  for level in noise_levels(config):
+    if not level >= 0:
+      raise ValueError(f"config.noise_levels: expected target noise stds >= 0, got {level}")
   for scenario in config.scenarios:
     lams = config.lam[scenario] if scenario in config.lam else None
     if not lams:
@@ -132,8 +142,15 @@ def validate_config(config) -> None:
     )
   if set(registry.CLS_HEAD) & set(config.methods) and not config.num_classes:
     raise ValueError(f"config.num_classes must be non-empty for {registry.CLS_HEAD}")
-  if "regcls" in config.methods and not config.balanced:
-    raise ValueError("config.balanced must be non-empty for 'regcls'")
+  if set(registry.CLASSIFIES) & set(config.methods) and not config.balanced:
+    raise ValueError(f"config.balanced must be non-empty for {registry.CLASSIFIES}")
+
+
+def noise_levels(config) -> tuple[float, ...]:
+  """The target noise stds of the noisy scenario: ``config.noise_levels`` (the Fig. 5 sweep),
+  or the one of ``config.data.noise_std``."""
+  levels = config.get("noise_levels") or (config.data.noise_std,)
+  return tuple(float(v) for v in levels)
 
 
 def plan_runs(config) -> list[Run]:
@@ -142,35 +159,38 @@ def plan_runs(config) -> list[Run]:
   runs = []
   for scenario in config.scenarios:
     lr = float(config.lr[scenario])
-    for sampling in config.samplings:
-      for function in config.functions:
-        for version in config.versions:
-          base = dict(
-            scenario=scenario,
-            sampling=sampling,
-            function=int(function),
-            version=int(version),
-            lr=lr,
-          )
-          for method in (m for m in registry.METHODS if m in config.methods):
-            if method in registry.REG_HEAD:
-              runs.append(Run(method=method, num_classes=0, balanced=False, lam=0.0, **base))
-            elif method in registry.HISTOGRAM:
-              for k in config.num_classes:
-                runs.append(Run(method=method, num_classes=int(k), balanced=False, lam=0.0, **base))
-            else:
-              for k in config.num_classes:
-                for balanced in config.balanced:
-                  for lam in config.lam[scenario]:
-                    runs.append(
-                      Run(
-                        method="regcls",
-                        num_classes=int(k),
-                        balanced=bool(balanced),
-                        lam=float(lam),
-                        **base,
-                      )
-                    )
+    # Only the noisy scenario's data depend on the noise level.
+    levels = noise_levels(config) if scenario == "noisy" else (float(config.data.noise_std),)
+    for noise, sampling, function, version in itertools.product(
+      levels, config.samplings, config.functions, config.versions
+    ):
+      base = dict(
+        scenario=scenario,
+        sampling=sampling,
+        function=int(function),
+        version=int(version),
+        lr=lr,
+        noise=noise,
+      )
+      for method in (m for m in registry.METHODS if m in config.methods):
+        if method in registry.REG_HEAD:
+          runs.append(Run(method=method, num_classes=0, balanced=False, lam=0.0, **base))
+        elif method in registry.HISTOGRAM:
+          for k in config.num_classes:
+            runs.append(Run(method=method, num_classes=int(k), balanced=False, lam=0.0, **base))
+        else:
+          for k in config.num_classes:
+            for balanced in config.balanced:
+              for lam in config.lam[scenario]:
+                runs.append(
+                  Run(
+                    method=method,
+                    num_classes=int(k),
+                    balanced=bool(balanced),
+                    lam=float(lam),
+                    **base,
+                  )
+                )
   return runs
 
 
@@ -181,12 +201,12 @@ class DatasetCache:
     self._sizes = sizes
     self._cache: dict[tuple, synthetic1d.Dataset1D] = {}
 
-  def get(self, scenario, sampling, function, version) -> synthetic1d.Dataset1D:
-    key = (scenario, sampling, function, version)
+  def get(self, scenario, sampling, function, version, noise=None) -> synthetic1d.Dataset1D:
+    noise = self._sizes.noise_std if noise is None else float(noise)
+    key = (scenario, sampling, function, version, noise)
     if key not in self._cache:
-      self._cache[key] = synthetic1d.make_dataset(
-        function, version, scenario, sampling, self._sizes
-      )
+      sizes = dataclasses.replace(self._sizes, noise_std=noise)
+      self._cache[key] = synthetic1d.make_dataset(function, version, scenario, sampling, sizes)
     return self._cache[key]
 
   def train_size(self, run: Run) -> int:
@@ -195,7 +215,7 @@ class DatasetCache:
   def splits(self, run: Run) -> tuple[synthetic1d.Split, synthetic1d.Split, synthetic1d.Split]:
     """(train, val, test) for a run: own train and val, the uniform sampling's test split."""
     ds = self.get(*run.dataset)
-    uniform = self.get(run.scenario, "uniform", run.function, run.version)
+    uniform = self.get(run.scenario, "uniform", run.function, run.version, run.noise)
     return ds.train, ds.val, uniform.test
 
 
@@ -237,6 +257,8 @@ def loss_width(group: str, num_classes: int, config) -> int:
   width += config.batch_size if "bmc" in names else 0
   width += settings.bins if "bni" in names else 0
   width += 2 * num_classes if set(names) & set(registry.HISTOGRAM) else 0
+  width += 2 * config.batch_size if {"ranksim", "regcls+ranksim"} & set(names) else 0
+  width += 8 * config.batch_size if "conr" in names else 0  # 2B x 2B pairs of two views
   return width
 
 

@@ -53,6 +53,7 @@ class Statics:
   drop_last: bool = True
   methods: tuple[str, ...] = ("reg",)  # the group's methods; a model picks one by index
   settings: registry.Settings = registry.Settings()
+  view_jitter: float = 0.002  # ConR's two views: x + N(0, jitter^2), each view its own draw
 
 
 def _train_one(
@@ -83,6 +84,8 @@ def _train_one(
   state = step_lib.init_state(params, tx, lam, scale)
   state = state.replace(opt_state=step_lib.set_learning_rate(state.opt_state, lr))
   with_fds = statics.methods == ("fds",)
+  two_views = statics.methods == registry.TWO_VIEWS
+  with_features = bool(set(statics.methods) & set(registry.FEATURE_LOSSES))
   if with_fds:  # per-bucket feature statistics, carried in the (not differentiated) hparams
     buckets = binning.assign_classes_device(train["y"], priors["edges"])
     buckets = jnp.where(jnp.arange(buckets.shape[0]) < train["n"], buckets, -1)  # padding: none
@@ -95,6 +98,10 @@ def _train_one(
       h = model.features(batch["x"])
       h = fds.calibrate(hparams["fds"], h, batch["bucket"])
       pred, logits = model.reg_head(h)[..., 0], None
+    elif with_features:  # RankSim / ConR regularise the trunk's features
+      h = model.features(batch["x"])
+      pred = model.reg_head(h)[..., 0]
+      logits = model.cls_head(h) if model.cls_head is not None else None
     else:
       pred, logits = model(batch["x"])
     objective = functools.partial(
@@ -105,6 +112,7 @@ def _train_one(
       priors=priors,
       hparams=hparams,
       settings=statics.settings,
+      features=h if with_features else None,
     )
     return registry.switch(statics.methods, method, objective), {}
 
@@ -119,6 +127,15 @@ def _train_one(
       if statics.balanced:  # Eq. 13: a fresh keep draw every time a sample is seen
         u = jax.random.uniform(step_key, idx.shape)
         batch["cls_mask"] = u < train["keep"][idx]
+    if two_views:  # ConR: the batch becomes two jittered views of its inputs, labels repeated
+      noise = statics.view_jitter * jax.random.normal(
+        jax.random.fold_in(step_key, 1), (2, *idx.shape)
+      )
+      batch = {
+        "x": jnp.concatenate([batch["x"] + noise[0][:, None], batch["x"] + noise[1][:, None]]),
+        "y": jnp.concatenate([batch["y"], batch["y"]]),
+        "weight": jnp.concatenate([valid, valid]),
+      }
     return batch
 
   state, epoch_losses = scan_loop.train_epochs(
@@ -191,6 +208,33 @@ def _eval_program(
   return sharding.models_program(functools.partial(_mse, graphdef, names), mesh)
 
 
+def _predict(graphdef, names, params, method, priors, x) -> jax.Array:
+  """One model's predictions at the inputs ``x`` [N] (the regression head, or the method's
+  decoding of its K-way head)."""
+  model = nnx.merge(graphdef, params)
+  if model.cls_head is None:
+    return model.predict(x[:, None])
+  out, logits = model(x[:, None])
+  return registry.switch(names, method, lambda m: registry.predict(m, out, logits, priors))
+
+
+@functools.cache
+def _predict_program(hidden: tuple[int, ...], num_classes: int, names: tuple[str, ...]):
+  graphdef = nnx.graphdef(_abstract_model(hidden, num_classes))
+  return jax.jit(jax.vmap(functools.partial(_predict, graphdef, names), in_axes=(0, 0, 0, None)))
+
+
+def predict_group(
+  group: str, runs: Sequence[Run], params: nnx.State, x: np.ndarray, cache: DatasetCache, config
+) -> np.ndarray:
+  """Predictions ``[len(runs), len(x)]`` of stored parameters of one group's runs."""
+  names = group_methods(group, config)
+  settings = registry.Settings.from_config(config.get("peers"))
+  program = _predict_program(tuple(config.hidden), runs[0].num_classes, names)
+  head = (method_indices(runs, names), run_priors(runs, cache, settings))
+  return np.asarray(program(params, *head, jnp.asarray(x, jnp.float32)))
+
+
 def param_template(hidden: Sequence[int], num_classes: int) -> nnx.State:
   """Abstract parameters (shapes only) of one model."""
   return nnx.state(_abstract_model(hidden, num_classes))
@@ -254,7 +298,7 @@ def chunk_inputs(
   cls = np.zeros((len(runs), n_train), np.int32)
   keep = np.ones((len(runs), n_train), np.float32)
   for i, (run, (tr, _, _)) in enumerate(zip(runs, splits)):
-    if run.method == "regcls":
+    if run.method in registry.CLASSIFIES:
       edges, keep_probs = binning.make_classes(tr.y, run.num_classes, run.balanced)
       c = binning.assign_classes(tr.y, edges)
       cls[i, : len(c)] = c
@@ -293,6 +337,7 @@ def statics_for(chunk: Chunk, config) -> Statics:
     drop_last=bool(config.get("drop_last", True)),
     methods=group_methods(chunk.group, config),
     settings=registry.Settings.from_config(config.get("peers")),
+    view_jitter=float(config.get("view_jitter", 0.002)),
   )
 
 

@@ -21,6 +21,7 @@ COLUMNS = (
   "balanced",
   "lam",
   "lr",
+  "noise",
   "val_mse",
   "test_mse",
   "train_loss",
@@ -40,7 +41,8 @@ def read_csv(path: str) -> list[dict]:
   for r in rows:
     for k in ("function", "version", "seed", "num_classes", "index"):
       r[k] = int(r[k])
-    for k in ("lam", "lr", "val_mse", "test_mse", "train_loss"):
+    r.setdefault("noise", "0.1")  # results.csv written before the noise sweep
+    for k in ("lam", "lr", "noise", "val_mse", "test_mse", "train_loss"):
       r[k] = float(r[k])
     r["balanced"] = r["balanced"] in ("True", "true", "1")
   return rows
@@ -51,7 +53,12 @@ def _ordered(values, order):
   return [v for v in order if v in present]
 
 
-def _variants(rows):
+def dataset_key(row: dict) -> tuple:
+  """The dataset a row's model was trained on (as `plan.Run.dataset`)."""
+  return (row["scenario"], row["sampling"], row["function"], row["version"], row["noise"])
+
+
+def variants(rows):
   """The reg+cls variants in the rows: (balanced,) pairs, labelled as in the paper."""
   bal = sorted({r["balanced"] for r in rows if r["method"] == "regcls"})
   return [(b, "reg+cls bal." if b else "reg+cls") for b in bal]
@@ -64,19 +71,15 @@ def fig3_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
   percentage is Tab. 1's: the share of reg+cls runs with lower test MSE than the reg model of
   the same dataset.
   """
-  reg = {
-    (r["scenario"], r["sampling"], r["function"], r["version"]): r["test_mse"]
-    for r in rows
-    if r["method"] == "reg"
-  }
+  reg = {dataset_key(r): r["test_mse"] for r in rows if r["method"] == "reg"}
   out = {}
   for sc in scenarios:
     for sa in samplings:
       cell = {}
-      reg_vals = [v for (a, b, _, _), v in reg.items() if (a, b) == (sc, sa)]
+      reg_vals = [v for key, v in reg.items() if key[:2] == (sc, sa)]
       if reg_vals:
         cell["reg"] = (float(np.mean(reg_vals)), float(np.std(reg_vals)), len(reg_vals))
-      for balanced, label in _variants(rows):
+      for balanced, label in variants(rows):
         sel = [
           r
           for r in rows
@@ -87,11 +90,7 @@ def fig3_stats(rows: Sequence[dict], scenarios, samplings) -> dict:
         if not sel:
           continue
         vals = [r["test_mse"] for r in sel]
-        wins = [
-          r["test_mse"] < reg[(sc, sa, r["function"], r["version"])]
-          for r in sel
-          if (sc, sa, r["function"], r["version"]) in reg
-        ]
+        wins = [r["test_mse"] < reg[dataset_key(r)] for r in sel if dataset_key(r) in reg]
         win = 100.0 * float(np.mean(wins)) if wins else float("nan")
         cell[label] = (float(np.mean(vals)), float(np.std(vals)), len(vals), win)
       out[(sc, sa)] = cell
@@ -142,7 +141,7 @@ def authors_comparison_markdown(stats: dict, label: str, scenarios, samplings) -
 
 def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> str:
   stats = fig3_stats(rows, scenarios, samplings)
-  labels = [label for _, label in _variants(rows)]
+  labels = [label for _, label in variants(rows)]
   lines = [
     f"# {title}",
     "",
@@ -177,7 +176,7 @@ def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> 
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for sc in scenarios:
       for sa in samplings:
-        for balanced, label in _variants(rows):
+        for balanced, label in variants(rows):
           vals = []
           for k in ks:
             sel = [
@@ -203,7 +202,7 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
   import matplotlib.pyplot as plt
 
   stats = fig3_stats(rows, scenarios, samplings)
-  labels = ["reg"] + [label for _, label in _variants(rows)]
+  labels = ["reg"] + [label for _, label in variants(rows)]
   colors = {"reg": "tab:blue", "reg+cls": "tab:orange", "reg+cls bal.": "tab:green"}
   fig, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * len(scenarios), 3.8), squeeze=False)
   x = np.arange(len(samplings))
@@ -237,7 +236,7 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=8)
   fig.suptitle("reg vs reg+cls on the 1D functions (gap = reg − reg+cls)")
-  _save_figure(fig, path)
+  save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,10 +322,10 @@ def plot_methods(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.suptitle("reg, reg+cls and the imbalanced-regression baselines on the 1D functions")
-  _save_figure(fig, path)
+  save_figure(fig, path)
 
 
-def _save_figure(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
   """Lays out, writes atomically (a temporary file renamed over ``path``) and closes ``fig``."""
   import matplotlib.pyplot as plt
 

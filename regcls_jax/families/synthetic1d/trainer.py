@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from regcls_jax.data import synthetic1d
-from regcls_jax.families.synthetic1d import plan, program, report
+from regcls_jax.families.synthetic1d import figures, plan, program, report
 from regcls_jax.train_lib import checkpoint, guards, pytrees, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 
@@ -43,11 +43,13 @@ _PLAN_FIELDS = (
   "logits_budget",
   "drop_last",
   "pair_init",
+  "noise_levels",
+  "view_jitter",
 )
 
 
 # Bump when the order in which chunks are planned changes: it invalidates old checkpoints.
-_PLAN_VERSION = 3
+_PLAN_VERSION = 4
 
 
 def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:
@@ -62,6 +64,7 @@ def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:
     balanced=run.balanced,
     lam=run.lam,
     lr=run.lr,
+    noise=run.noise,
     val_mse=float(metrics["val_mse"][i]),
     test_mse=float(metrics["test_mse"][i]),
     train_loss=float(metrics["train_loss"][i, -1]),
@@ -146,24 +149,82 @@ def train_and_evaluate(
   finally:
     ckpt.close()
   write_reports(rows, config, workdir)
+  if config.get("plot_predictions"):
+    write_predictions(rows, _concat_groups(parts), config, cache, os.path.join(workdir, "fig7.png"))
   return rows
 
 
+def _write_text(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
 def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
+  """results.csv, summary.md and fig3.png; with a lambda sweep lambda.md and fig4.png; with
+  several noise levels noise.md and fig5.png; with baselines methods.md and methods.png."""
   scenarios = [s for s in synthetic1d.SCENARIOS if s in config.scenarios]
   samplings = [s for s in synthetic1d.SAMPLINGS if s in config.samplings]
   report.write_results_csv(rows, os.path.join(workdir, f"results{suffix}.csv"))
   title = f"1D grid '{config.get('grid', 'custom')}': {len(rows)} models, {config.epochs} epochs"
-  with open(os.path.join(workdir, f"summary{suffix}.md"), "w") as f:
-    f.write(report.summary_markdown(rows, scenarios, samplings, title))
-  report.plot_fig3(rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
+  levels = plan.noise_levels(config)
+  # Fig. 3 / Tab. 1 at one noise level: data.noise_std when the sweep holds it.
+  level = config.data.noise_std if config.data.noise_std in levels else levels[0]
+  fig3_rows = [r for r in rows if r["scenario"] != "noisy" or r["noise"] == level]
+  _write_text(
+    os.path.join(workdir, f"summary{suffix}.md"),
+    report.summary_markdown(fig3_rows, scenarios, samplings, title),
+  )
+  report.plot_fig3(fig3_rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
   names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
+  if figures.lambda_sweep(fig3_rows):
+    _write_text(
+      os.path.join(workdir, f"lambda{suffix}.md"),
+      figures.lambda_markdown(fig3_rows, scenarios, samplings, title),
+    )
+    figures.plot_fig4(fig3_rows, scenarios, samplings, os.path.join(workdir, f"fig4{suffix}.png"))
+    names += (f"lambda{suffix}.md", f"fig4{suffix}.png")
+  if len(levels) > 1 and "noisy" in scenarios:
+    _write_text(
+      os.path.join(workdir, f"noise{suffix}.md"), figures.noise_markdown(rows, samplings, title)
+    )
+    figures.plot_fig5(rows, samplings, os.path.join(workdir, f"fig5{suffix}.png"))
+    names += (f"noise{suffix}.md", f"fig5{suffix}.png")
   if {r["method"] for r in rows} - {"reg", "regcls"}:  # baselines: the methods comparison
-    with open(os.path.join(workdir, f"methods{suffix}.md"), "w") as f:
-      f.write(report.methods_markdown(rows, scenarios, samplings, title))
+    _write_text(
+      os.path.join(workdir, f"methods{suffix}.md"),
+      report.methods_markdown(rows, scenarios, samplings, title),
+    )
     report.plot_methods(rows, scenarios, samplings, os.path.join(workdir, f"methods{suffix}.png"))
     names += (f"methods{suffix}.md", f"methods{suffix}.png")
   logging.info("wrote %s", ", ".join(os.path.join(workdir, n) for n in names))
+
+
+def write_predictions(rows, flat_params: dict, config, cache: plan.DatasetCache, path: str) -> None:
+  """fig7.png: the predictions over x in [-1, 1] of reg, reg+cls and reg+cls bal. (the
+  variants' best (K, lambda) on validation) for every dataset of the rows (paper Fig. 7)."""
+  chosen = figures.prediction_models(rows)
+  positions = sorted(p for models in chosen.values() for p in models.values())
+  x = np.linspace(-1.0, 1.0, 2001, dtype=np.float32)
+  by_group: dict[str, list[int]] = {}
+  for p in positions:
+    by_group.setdefault(rows[p]["group"], []).append(p)
+  predictions = {}
+  for group, members in by_group.items():
+    runs = [plan.Run.from_row(rows[p]) for p in members]
+    template = program.param_template(config.hidden, runs[0].num_classes)
+    stacked = pytrees.take(
+      pytrees.unflatten(template, flat_params[group]), [rows[p]["index"] for p in members]
+    )
+    out = program.predict_group(group, runs, stacked, x, cache, config)
+    predictions.update(zip(members, out))
+  datasets = {}
+  for key in chosen:
+    train = cache.get(*key).train
+    datasets[key] = (train.x, train.y, synthetic1d.functions()[key[2]](x.astype(np.float64)))
+  figures.plot_fig7(rows, predictions, x, datasets, path)
+  logging.info("wrote %s", path)
 
 
 def evaluate(config, workdir: str) -> list[dict]:
@@ -188,6 +249,8 @@ def evaluate(config, workdir: str) -> list[dict]:
     for i, v, t in zip(members, val, test):
       rows[i]["val_mse"], rows[i]["test_mse"] = float(v), float(t)
   write_reports(rows, config, workdir, suffix="_eval")
+  if config.get("plot_predictions"):
+    write_predictions(rows, params, config, cache, os.path.join(workdir, "fig7_eval.png"))
   trained = {(r["group"], r["index"]): r["test_mse"] for r in meta["rows"]}
   diff = max(abs(trained[(r["group"], r["index"])] - r["test_mse"]) for r in rows)
   logging.info("eval: %d models; max |test MSE - trained run's| = %.3g", len(rows), diff)

@@ -30,7 +30,7 @@ def test_plan_paper_grid():
     ("scenarios", ("clean", "dirty"), "config.scenarios"),
     ("samplings", ("extreme",), "config.samplings"),
     ("num_classes", (4, 1), "config.num_classes"),
-    ("methods", ("reg", "ranksim"), "config.methods"),
+    ("methods", ("reg", "ranksym"), "config.methods"),
     ("epochs", 0, "config.epochs"),
   ],
 )

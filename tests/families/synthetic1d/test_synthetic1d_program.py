@@ -17,7 +17,7 @@ def test_model_in_a_chunk_trains_as_if_alone():
   cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sharding.models_mesh()
   runs = [r for r in plan.plan_runs(config) if r.method == "regcls"]
-  assert len(runs) == 2 and len(runs[0].dataset) == 4
+  assert len(runs) == 2 and len(runs[0].dataset) == 5
   # The uniform dataset is shorter than the severe one: in a shared chunk it is padded and
   # skips empty batches; alone (4 copies, one per device) it is not padded as much.
   assert len(cache.splits(runs[0])[0]) != len(cache.splits(runs[1])[0])
@@ -37,7 +37,10 @@ def _tiny(**overrides):
 
 @pytest.mark.parametrize(
   "names,k",
-  [(("reg", "lds", "focal_r", "bmc", "gai", "bni"), 0), (("regcls", "two_hot", "hl_gauss"), 8)],
+  [
+    (("reg", "lds", "focal_r", "bmc", "gai", "bni", "dense", "ranksim"), 0),
+    (("regcls", "two_hot", "hl_gauss", "regcls+ranksim"), 8),
+  ],
 )
 def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
   """share_methods: one program trains every method of a shape (a per-model method index);
@@ -55,6 +58,29 @@ def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
     _, m_alone = program.train_chunk(alone, cache, separate, mesh)
     np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-4)
     np.testing.assert_allclose(m_shared["test_mse"][i], m_alone["test_mse"][0], rtol=1e-4)
+
+
+def test_conr_two_views_without_jitter_or_weight_train_as_reg():
+  """ConR's batch is two views of the inputs, labels repeated: with no jitter and beta 0 its MSE
+  over the doubled batch is reg's, so from the same initial weights it trains as reg."""
+  config = _tiny(methods=("reg", "conr"), pair_init=True, view_jitter=0.0)
+  config.peers.conr_beta = 0.0
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  out = {}
+  for group in ("reg", "conr"):
+    runs = [r for r in plan.plan_runs(config) if r.group == group][:1]
+    _, out[group] = program.train_chunk(
+      plan.Chunk(group, tuple(runs) * mesh.devices.size, 1), cache, config, mesh
+    )
+  np.testing.assert_allclose(out["conr"]["test_mse"][0], out["reg"]["test_mse"][0], rtol=1e-4)
+  # With its weight the regulariser changes the training.
+  config.peers.conr_beta = 4.0
+  runs = [r for r in plan.plan_runs(config) if r.group == "conr"][:1]
+  _, beta = program.train_chunk(
+    plan.Chunk("conr", tuple(runs) * mesh.devices.size, 1), cache, config, mesh
+  )
+  assert abs(beta["train_loss"][0, -1] - out["conr"]["train_loss"][0, -1]) > 1e-4
 
 
 def test_fds_epoch_end_statistics_skip_padding():

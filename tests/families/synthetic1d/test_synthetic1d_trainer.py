@@ -102,14 +102,18 @@ def test_uniform_and_balanced_classes_side_by_side(tmp_path):
 def test_every_method_through_main_with_eval(tmp_path):
   """grid=tiny with every method: results, the methods table and plot; --mode=eval recomputes
   each test MSE from the checkpoint (histogram methods decode their head)."""
-  names = "('reg','lds','focal_r','bmc','gai','bni','regcls','two_hot','hl_gauss')"
+  names = (
+    "('reg','lds','focal_r','bmc','gai','bni','dense','ranksim','conr','regcls','two_hot',"
+    "'hl_gauss','regcls+ranksim')"
+  )
   args = (TINY, f"--workdir={tmp_path}", f"--config.methods={names}", "--config.num_classes=(8,)")
   out = cli(*args)
   assert out.returncode == 0, out.stderr[-3000:]
   rows = report.read_csv(str(tmp_path / "results.csv"))
-  assert len(rows) == 2 * 9 and all(np.isfinite(r["test_mse"]) for r in rows)
+  assert len(rows) == 2 * 13 and all(np.isfinite(r["test_mse"]) for r in rows)
   table = (tmp_path / "methods.md").read_text()
-  for label in ("| reg |", "| lds |", "| bmc |", "| regcls K=8 |", "| hl_gauss K=8 |"):
+  labels = ("| reg |", "| lds |", "| bmc |", "| conr |", "| regcls K=8 |", "| hl_gauss K=8 |")
+  for label in (*labels, "| regcls+ranksim K=8 |"):
     assert label in table
   assert (tmp_path / "methods.png").stat().st_size > 0
   out = cli(*args, "--mode=eval")
