@@ -8,7 +8,18 @@ from regcls_jax.train_lib import config as config_lib
 
 # The age and depth configs' variants (``--config=configs/imdbwiki.py:k=10,balanced``).
 VARIANTS = {
-  "method": ("lds", "focal_r", "bmc", "gai", "bni", "two_hot", "hl_gauss"),
+  "method": (
+    "lds",
+    "focal_r",
+    "bmc",
+    "gai",
+    "bni",
+    "dense",
+    "ranksim",
+    "two_hot",
+    "hl_gauss",
+    "regcls+ranksim",
+  ),  # fmt: skip
   "k": ("2", "10", "100"),
   "balanced": None,
   "rebalance": None,

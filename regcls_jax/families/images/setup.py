@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from regcls_jax.data import pipeline
-from regcls_jax.method import losses, registry
+from regcls_jax.method import losses, ranksim, registry
 from regcls_jax.models import pretrained
 from regcls_jax.models.depth import DepthNet
 from regcls_jax.models.resnet import AgeResNet
@@ -67,18 +67,30 @@ def make_loss_fn(config, priors: dict | None = None):
   baseline's loss (`method.registry`) with the training labels' ``priors``."""
   settings = registry.Settings.from_config(config.get("peers"))
 
+  with_features = config.method in registry.FEATURE_LOSSES
+
+  def forward(model, images):
+    """``(pred, logits, features)``; the pooled features only for RankSim."""
+    if not with_features:
+      return (*model(images), None)
+    h = model.features(images)
+    logits = model.cls_head(h) if model.cls_head is not None else None
+    return model.reg_head(h)[..., 0], logits, h
+
   def baseline_loss_fn(model, batch, hparams, rng):
     del rng
-    pred, logits = model(batch["image"])
+    pred, logits, h = forward(model, batch["image"])
     fields = {"y": batch["label"], "weight": batch.get("reg_mask")}
-    loss = registry.objective(config.method, pred, logits, fields, priors, hparams, settings)
+    loss = registry.objective(
+      config.method, pred, logits, fields, priors, hparams, settings, features=h
+    )
     return loss, {"reg": loss, "ce": jnp.zeros_like(loss)}
 
   def loss_fn(model, batch, hparams, rng):
     del rng
-    pred, logits = model(batch["image"])
+    pred, logits, h = forward(model, batch["image"])
     with_cls = logits is not None
-    return losses.reg_cls_loss(
+    loss, aux = losses.reg_cls_loss(
       pred,
       batch["label"],
       logits,
@@ -90,8 +102,12 @@ def make_loss_fn(config, priors: dict | None = None):
       reg_kind=config.loss,
       small_lam_divides_ce=True,  # the authors' image code: reg + CE / lam when lam <= 1
     )
+    if config.method == "regcls+ranksim":  # RankSim on the pooled features, weight gamma
+      term = ranksim.ranksim_loss(h, batch["label"], settings.ranksim_lambda, batch.get("reg_mask"))
+      loss = loss + hparams["scale"] * settings.ranksim_gamma * term
+    return loss, aux
 
-  return loss_fn if config.method in ("reg", "regcls") else baseline_loss_fn
+  return loss_fn if config.method in registry.CLASSIFIES + ("reg",) else baseline_loss_fn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,12 +142,13 @@ def check_method(config) -> None:
   """reg, reg+cls and the baselines of `method.registry` but FDS (it needs an epoch-end pass
   over the training features, which only the 1D program has); for depth not BMC (one target per
   image) nor the histogram losses (the per-pixel head predicts at twice the target's
-  resolution); not yet RankSim and ConR (their feature terms are wired into the 1D program
-  only)."""
-  own = registry.FEATURE_METHODS + registry.FEATURE_LOSSES
+  resolution); RankSim on the age model's pooled features (depth has no per-image feature
+  and label pair), not yet ConR (it needs two augmented views of each image in the batch)."""
+  own = registry.FEATURE_METHODS + registry.TWO_VIEWS
   allowed = tuple(m for m in registry.METHODS if m not in own)
   if config.experiment == "nyud2":
-    allowed = tuple(m for m in allowed if m not in ("bmc", *registry.HISTOGRAM))
+    per_image = ("bmc", *registry.HISTOGRAM, *registry.FEATURE_LOSSES)
+    allowed = tuple(m for m in allowed if m not in per_image)
   registry.check_method(config.method, "config.method", allowed)
   registry.Settings.from_config(config.get("peers"))
 
@@ -141,7 +158,7 @@ def setup(config) -> Setup:
   builder = pipeline.prepare(config.data)
   # Classes (and keep masks) feed the cls head, and with `rebalance` also the reg-only model's
   # re-balanced regression loss (Tab. 4).
-  with_cls = config.method == "regcls"
+  with_cls = config.method in registry.CLASSIFIES
   classes = pipeline.fit_classes(builder, config) if with_cls or config.rebalance else None
   k = len(classes[1]) if with_cls else 0  # K' <= K after equalisation (Eq. 12)
   if config.method in registry.HISTOGRAM:
@@ -162,7 +179,7 @@ def setup(config) -> Setup:
     config.lr, tuple(e * steps_per_epoch for e in config.lr_decay_epochs), config.lr_decay
   )
   tx = step_lib.adam_l2(schedule, config.weight_decay)
-  lam = config.lam if config.method == "regcls" else 0.0
+  lam = config.lam if config.method in registry.CLASSIFIES else 0.0
   state = step_lib.init_state(params, tx, lam, config.scale, model_state)
   mesh = sharding.data_mesh()
   replicated = NamedSharding(mesh, P())

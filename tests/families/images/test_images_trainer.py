@@ -100,6 +100,17 @@ def test_age_baseline_method_histogram_head(fixture_root, tfds_root, tmp_path):
   np.testing.assert_allclose(result["all"]["mae"], mae, rtol=1e-5)
 
 
+def test_age_regcls_ranksim_trains_through_main(fixture_root, tfds_root, tmp_path):
+  data = fixture_root / "imdb_wiki"
+  config = "configs/imdbwiki.py:runlocal,method=regcls+ranksim,k=10"
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1")
+  _main(config, tmp_path, data, tfds_root, "--config.epochs=1", "--mode=eval")
+  logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  ce = [r["ce"] for r in logged if "ce" in r]
+  assert ce and all(np.isfinite(c) and c > 0 for c in ce)  # the cls head trains beside RankSim
+  assert np.isfinite(json.loads((tmp_path / "eval_test.json").read_text())["metrics"]["all"]["mae"])
+
+
 def test_depth_rejects_per_image_methods(fixture_root, tfds_root, tmp_path):
   cmd = [
     sys.executable, "-m", "regcls_jax.main", "--config=configs/nyud2.py:runlocal,method=bmc",
