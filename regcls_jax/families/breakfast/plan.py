@@ -21,8 +21,9 @@ from regcls_jax.train_lib import pytrees
 from regcls_jax.train_lib.sharding import padded_order, round_up
 
 # The names config.methods takes: the registry's methods (FDS aside: its epoch-end pass over the
-# training features is the 1D program's; RankSim and ConR aside: their feature terms are wired
-# into the 1D program only so far) and 'regcls_bal', reg+cls with equalised classes
+# training features is the 1D program's; ConR aside: frame features have no augmentation to
+# make its two views from; reg+cls+RankSim aside: the reference's summed loss and its lambdas
+# are reg+cls's own) and 'regcls_bal', reg+cls with equalised classes
 # (Eq. 12) and keep masks (Eq. 13). The baselines train the same MLP with their own loss
 # (histogram methods on a K-way head, decoded at test time).
 METHOD_NAMES = (
@@ -32,7 +33,7 @@ METHOD_NAMES = (
   *(
     m
     for m in registry.METHODS
-    if m not in ("reg", "regcls", *registry.FEATURE_METHODS, *registry.FEATURE_LOSSES)
+    if m not in ("reg", "regcls", "regcls+ranksim", *registry.FEATURE_METHODS, *registry.TWO_VIEWS)
   ),
 )
 

@@ -58,11 +58,14 @@ def _loss_fn(statics: Statics, priors: dict):
   if statics.objective in ("reg", "regcls"):
     return summed_loss_fn
 
+  with_features = statics.objective in registry.FEATURE_LOSSES
+
   def loss_fn(model, batch, hparams, rng):
     del rng
-    pred, logits = model(batch["x"])
+    h = model.features(batch["x"]) if with_features else None  # RankSim's: the MLP's last layer
+    pred, logits = model(batch["x"]) if h is None else (model.reg_head(h)[..., 0], None)
     loss = registry.objective(
-      statics.objective, pred, logits, batch, priors, hparams, statics.settings
+      statics.objective, pred, logits, batch, priors, hparams, statics.settings, features=h
     )
     return loss, {}
 

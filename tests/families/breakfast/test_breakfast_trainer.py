@@ -75,20 +75,22 @@ def test_unknown_method_is_an_error(tmp_path, fixture_root, tfds_root):
 
 
 def test_baseline_methods_train_and_evaluate(tmp_path, fixture_root, tfds_root):
-  """Baselines of the registry in the Breakfast program: LDS weights and a decoded HL-Gauss
-  head per model; --mode=eval recomputes each RMSE from the checkpoint."""
+  """Baselines of the registry in the Breakfast program: LDS and DenseLoss weights, RankSim on
+  the MLP's features and a decoded HL-Gauss head per model; --mode=eval recomputes each RMSE
+  from the checkpoint."""
   data = [
     f"--config.data.data_dir={fixture_root / 'breakfast'}",
     f"--config.data.tfds_dir={tfds_root}",
   ]
   args = ("--config=configs/breakfast.py:runlocal,split=s1", f"--workdir={tmp_path}", *data,
-          "--config.methods=('lds','hl_gauss')", "--config.epochs=5")  # fmt: skip
+          "--config.methods=('lds','hl_gauss','dense','ranksim')", "--config.epochs=5")  # fmt: skip
   out = _main(*args)
   assert out.returncode == 0, out.stderr[-2000:]
   rows = common.read_csv(str(tmp_path / "results.csv"), report.COLUMNS)
-  assert len(rows) == 3 * 10 and {r[2] for r in rows} == {"random", "lds", "hl_gauss"}
+  names = {"random", "lds", "hl_gauss", "dense", "ranksim"}
+  assert len(rows) == 5 * 10 and {r[2] for r in rows} == names
   table = (tmp_path / "table5.md").read_text()
-  assert "| lds |" in table and "| hl_gauss |" in table
+  assert all(f"| {m} |" in table for m in names - {"random"})
   # A histogram prediction is a convex combination of bin centres inside [0, 1] progress: its
   # RMSE x 100 lies inside (0, 100).
   assert all(0.0 < float(r[5]) < 100.0 for r in rows if r[2] != "random")
