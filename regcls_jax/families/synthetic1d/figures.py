@@ -71,7 +71,7 @@ def lambda_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> s
     "|---|---|---|",
   ]
   per_scenario = selection.select(regcls, ("scenario", "variant"), ("lam",), "val_mse")
-  for best in per_scenario.values():
+  for best in sorted(per_scenario.values(), key=lambda b: list(scenarios).index(b["scenario"])):
     lines.append(
       f"| {best['scenario']} ({best['variant']}) | {best['lam']:g} | {best['val_mse']:.4f} |"
     )
