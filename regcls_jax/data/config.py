@@ -31,5 +31,8 @@ def data_config(name: str, batch_size: int, **fields) -> ml_collections.ConfigDi
   c.peak_centre = ml_collections.FieldReference(None, field_type=float)
   c.sampling_bins = 1024
   c.epoch_size = 0  # records per re-sampled epoch; 0 = the training split's size
+  # Augmented views of every training image: 2 for ConR (IMDB-WIKI only; the second is
+  # ``image_view2``, drawn by the same random transform).
+  c.views = 1
   c.update(fields)
   return c

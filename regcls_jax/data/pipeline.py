@@ -45,7 +45,7 @@ DATASETS = {
   "imdb_wiki": Dataset(
     imdb_wiki.ImdbWikiDir,
     imdb_wiki,
-    lambda data: transforms.ImdbWikiTrain(),
+    lambda data: transforms.ImdbWikiTrain(data.get("views", 1)),
     lambda data: transforms.ImdbWikiEval(),
     "label",
   ),

@@ -45,11 +45,17 @@ def normalize_dir_image(image):
 class ImdbWikiTrain(grain.transforms.RandomMap):
   """DIR's train transform after the resize: zero-pad 16, random 224 crop, random h-flip.
 
-  In: ``{image uint8 [224, 224, 3], age}``. Out: ``{image uint8 [224, 224, 3], label f32}``.
+  In: ``{image uint8 [224, 224, 3], age}``. Out: ``{image uint8 [224, 224, 3], label f32}``;
+  with ``views=2`` also ``image_view2``, a second draw of the same transform (ConR's views).
   """
 
-  def random_map(self, element, rng: np.random.Generator):
-    image = element["image"]
+  def __init__(self, views: int = 1):
+    if views not in (1, 2):
+      raise ValueError(f"config.data.views: expected 1 or 2, got {views}")
+    self.views = views
+
+  @staticmethod
+  def _view(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     size = image.shape[0]
     # Offsets of the crop in the padded image; copy the overlap straight into a zero canvas
     # rather than building the padded image first (half the memory traffic).
@@ -62,7 +68,13 @@ class ImdbWikiTrain(grain.transforms.RandomMap):
     out[dst_y, dst_x] = image[src_y, src_x]
     if rng.random() < 0.5:
       out = out[:, ::-1].copy()
-    return {"image": out, "label": np.float32(element["age"])}
+    return out
+
+  def random_map(self, element, rng: np.random.Generator):
+    out = {"image": self._view(element["image"], rng), "label": np.float32(element["age"])}
+    if self.views == 2:
+      out["image_view2"] = self._view(element["image"], rng)
+    return out
 
 
 class ImdbWikiEval(grain.transforms.Map):

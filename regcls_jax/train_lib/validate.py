@@ -67,6 +67,7 @@ RULES: dict[str, tuple[Callable, str]] = {
   "data.read_buffer": _int_at_least(1),
   "data.sampling_bins": _int_at_least(1),
   "data.epoch_size": _int_at_least(0),
+  "data.views": _int_at_least(1),
   "data.all_samples": _int_at_least(1),
   "data.max_bins": _int_at_least(1),
   "data.min_spls": _int_at_least(0),

@@ -51,6 +51,8 @@ def training_fields(c: ml_collections.ConfigDict, variants: dict[str, str], **fi
   c.checkpoint_every_secs = 600.0
   c.peers = config_lib.peers_config()
   c.update(fields)
+  if c.method == "conr":  # two augmented views of every training image (registry.TWO_VIEWS)
+    c.data.views = 2
   if variants.get("runlocal"):  # a tiny network on the fixture: seconds on a CPU
     c.data.fixture = True
     c.data.worker_count = 0

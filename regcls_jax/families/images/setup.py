@@ -77,10 +77,15 @@ def make_loss_fn(config, priors: dict | None = None):
     logits = model.cls_head(h) if model.cls_head is not None else None
     return model.reg_head(h)[..., 0], logits, h
 
+  two_views = config.method in registry.TWO_VIEWS
+
   def baseline_loss_fn(model, batch, hparams, rng):
     del rng
-    pred, logits, h = forward(model, batch["image"])
-    fields = {"y": batch["label"], "weight": batch.get("reg_mask")}
+    images, fields = batch["image"], {"y": batch["label"], "weight": batch.get("reg_mask")}
+    if two_views:  # ConR: both views in one forward pass, labels (and masks) repeated
+      images = jnp.concatenate([images, batch["image_view2"]])
+      fields = {k: None if v is None else jnp.concatenate([v, v]) for k, v in fields.items()}
+    pred, logits, h = forward(model, images)
     loss = registry.objective(
       config.method, pred, logits, fields, priors, hparams, settings, features=h
     )
@@ -121,7 +126,7 @@ PLAN_FIELDS = (
   "experiment", "method", "num_classes", "balanced", "rebalance", "lam", "scale", "loss",
   "model", "accum_steps", "weight_decay", "lr", "lr_decay", "lr_decay_epochs", "epochs", "seed",
   "peers", "data.name", "data.batch_size", "data.seed", "data.sampling", "data.peak_centre",
-  "data.sampling_bins", "data.epoch_size", "data.fixture",
+  "data.sampling_bins", "data.epoch_size", "data.fixture", "data.views",
 )  # fmt: skip
 
 
@@ -142,15 +147,21 @@ def check_method(config) -> None:
   """reg, reg+cls and the baselines of `method.registry` but FDS (it needs an epoch-end pass
   over the training features, which only the 1D program has); for depth not BMC (one target per
   image) nor the histogram losses (the per-pixel head predicts at twice the target's
-  resolution); RankSim on the age model's pooled features (depth has no per-image feature
-  and label pair), not yet ConR (it needs two augmented views of each image in the batch)."""
-  own = registry.FEATURE_METHODS + registry.TWO_VIEWS
-  allowed = tuple(m for m in registry.METHODS if m not in own)
+  resolution); RankSim and ConR on the age model's pooled features, ConR with two augmented
+  views of every training image (``config.data.views = 2``); depth has no per-image feature
+  and label pair for them."""
+  allowed = tuple(m for m in registry.METHODS if m not in registry.FEATURE_METHODS)
   if config.experiment == "nyud2":
     per_image = ("bmc", *registry.HISTOGRAM, *registry.FEATURE_LOSSES)
     allowed = tuple(m for m in allowed if m not in per_image)
   registry.check_method(config.method, "config.method", allowed)
   registry.Settings.from_config(config.get("peers"))
+  views = 2 if config.method in registry.TWO_VIEWS else 1
+  if config.data.get("views", 1) != views:
+    raise ValueError(
+      f"config.data.views: {config.data.views} with config.method={config.method!r}; "
+      f"expected {views}"
+    )
 
 
 def setup(config) -> Setup:

@@ -257,8 +257,9 @@ def loss_width(group: str, num_classes: int, config) -> int:
   width += config.batch_size if "bmc" in names else 0
   width += settings.bins if "bni" in names else 0
   width += 2 * num_classes if set(names) & set(registry.HISTOGRAM) else 0
-  width += 2 * config.batch_size if {"ranksim", "regcls+ranksim"} & set(names) else 0
-  width += 8 * config.batch_size if "conr" in names else 0  # 2B x 2B pairs of two views
+  # RankSim's and ConR's batch x batch similarities (ConR's over two views: 2B x 2B).
+  width += config.batch_size if {"ranksim", "regcls+ranksim"} & set(names) else 0
+  width += 4 * config.batch_size if "conr" in names else 0
   return width
 
 

@@ -100,7 +100,7 @@ def test_age_baseline_method_histogram_head(fixture_root, tfds_root, tmp_path):
   np.testing.assert_allclose(result["all"]["mae"], mae, rtol=1e-5)
 
 
-def test_age_regcls_ranksim_trains_through_main(fixture_root, tfds_root, tmp_path):
+def test_age_regcls_ranksim_and_conr_train_through_main(fixture_root, tfds_root, tmp_path):
   data = fixture_root / "imdb_wiki"
   config = "configs/imdbwiki.py:runlocal,method=regcls+ranksim,k=10"
   _main(config, tmp_path, data, tfds_root, "--config.epochs=1")
@@ -109,6 +109,12 @@ def test_age_regcls_ranksim_trains_through_main(fixture_root, tfds_root, tmp_pat
   ce = [r["ce"] for r in logged if "ce" in r]
   assert ce and all(np.isfinite(c) and c > 0 for c in ce)  # the cls head trains beside RankSim
   assert np.isfinite(json.loads((tmp_path / "eval_test.json").read_text())["metrics"]["all"]["mae"])
+  # ConR: two augmented views of every training image through the Grain pipeline.
+  _main("configs/imdbwiki.py:runlocal,method=conr", tmp_path / "conr", data, tfds_root,
+        "--config.epochs=1")  # fmt: skip
+  logged = (tmp_path / "conr" / "metrics.jsonl").read_text().splitlines()
+  losses = [json.loads(line)["loss"] for line in logged if '"loss"' in line]
+  assert losses and all(np.isfinite(v) for v in losses)
 
 
 def test_depth_rejects_per_image_methods(fixture_root, tfds_root, tmp_path):
