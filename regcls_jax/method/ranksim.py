@@ -32,7 +32,13 @@ def rank_normalised(s: jax.Array, n: jax.Array | int | None = None) -> jax.Array
   """
   n = s.shape[-1] if n is None else n
   order = jnp.flip(jnp.argsort(s, axis=-1, stable=True), axis=-1)
-  return (jnp.argsort(order, axis=-1).astype(jnp.float32) + 1.0) / n
+  # argsort(order) is the inverse permutation: a scatter of 0..L-1 to the positions in
+  # ``order`` gives it without a second sort.
+  flat = order.reshape(-1, order.shape[-1])
+  rows = jnp.arange(flat.shape[0])[:, None]
+  positions = jnp.broadcast_to(jnp.arange(flat.shape[1], dtype=jnp.float32), flat.shape)
+  ranks = jnp.zeros(flat.shape, jnp.float32).at[rows, flat].set(positions)
+  return (ranks.reshape(order.shape) + 1.0) / n
 
 
 @jax.custom_vjp
