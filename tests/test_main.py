@@ -25,7 +25,7 @@ def cli(*args):
     ("--config.num_classes=(4,1)", "config.num_classes"),
     ("--config.lam.clean=(-1.0,)", "config.lam.clean"),
     ("--config.no_such_field=1", "no_such_field"),
-    ("--config.methods=('reg','ranksim')", "config.methods"),
+    ("--config.methods=('reg','ranksym')", "config.methods"),
     ("--config.peers.lds_kernel=box", "config.peers.lds_kernel"),
   ],
 )

@@ -16,6 +16,7 @@ VARIANTS = {
     "bni",
     "dense",
     "ranksim",
+    "conr",
     "two_hot",
     "hl_gauss",
     "regcls+ranksim",
