@@ -141,7 +141,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.plot_predictions = True
   if grid == "methods":
     # RankSim and ConR compare every pair of the batch (RankSim sorts them): on a CPU a model's
-    # step costs 52 ms and 2.1 ms against 0.04 ms for the MSE (batch 256,
+    # step costs 45 ms and 1.9 ms against 0.07 ms for the MSE (batch 256,
     # benchmarks/feature_losses.py), hours for this grid. Ask for them by name:
     # --config.methods="('reg','regcls','ranksim','conr','regcls+ranksim')".
     c.methods = tuple(m for m in registry.METHODS if m not in registry.FEATURE_LOSSES)
