@@ -9,11 +9,10 @@ config, and the 1D grid's datasets can be drawn the same way from their training
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from regcls_jax.method import binning
+from regcls_jax.train_lib import metric_writers
 
 FIG8_CLASSES = 100
 
@@ -84,9 +83,5 @@ def plot_classes(
     ax.set_xlim(*value_range)
     ax.grid(alpha=0.3)
   fig.suptitle(title)
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
+  metric_writers.save_figure(fig, path, dpi=110)
   return edges, keep

@@ -20,6 +20,25 @@ def write_csv(rows: Sequence[dict], path: str, columns: Sequence[str]) -> None:
   os.replace(tmp, path)
 
 
+def write_text(path: str, text: str) -> None:
+  """Writes ``text`` to ``path`` atomically (a temporary file renamed)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def save_figure(fig, path: str, dpi: int = 120) -> None:
+  """Lays out, writes atomically (a temporary file renamed over ``path``) and closes ``fig``."""
+  import matplotlib.pyplot as plt
+
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
 class MetricsLog:
   """``metrics.jsonl`` in the workdir (process 0): one JSON line per logged step / epoch.
 
@@ -34,10 +53,7 @@ class MetricsLog:
         lines = [ln for ln in f if ln.strip()]
       keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= resumed_step]
       if len(keep) != len(lines):
-        tmp = self._path + ".tmp"
-        with open(tmp, "w") as f:
-          f.writelines(keep)
-        os.replace(tmp, self._path)
+        write_text(self._path, "".join(keep))
 
   def write(self, **record) -> None:
     if self._path:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from regcls_jax.families.synthetic1d import report
-from regcls_jax.train_lib import selection
+from regcls_jax.train_lib import metric_writers, selection
 
 _COLORS = {"reg": "tab:blue", "reg+cls": "tab:orange", "reg+cls bal.": "tab:green"}
 
@@ -145,7 +145,7 @@ def plot_fig4(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
       ax.grid(alpha=0.3)
   axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.suptitle("reg+cls validation MSE against lambda per number of classes (paper Fig. 4)")
-  report.save_figure(fig, path)
+  metric_writers.save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,22 +174,11 @@ def noise_markdown(rows: Sequence[dict], samplings, title: str) -> str:
     "variance.",
     "",
   ]
-  header = ["sampling", "noise std", "reg"]
-  for label in labels:
-    header += [label, "gap", "win %"]
-  lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += report.cell_header(["sampling", "noise std"], labels)
   for sa in samplings:
     for level, cells in stats.items():
-      cell = cells[("noisy", sa)]
-      reg = cell.get("reg")
-      row = [sa, f"{level:g}", f"{reg[0]:.4f} ± {reg[1]:.4f}" if reg else "-"]
-      for label in labels:
-        v = cell.get(label)
-        if v is None:
-          row += ["-", "-", "-"]
-          continue
-        row += [f"{v[0]:.4f} ± {v[1]:.4f}", f"{reg[0] - v[0]:+.4f}" if reg else "-", f"{v[3]:.1f}"]
-      lines.append("| " + " | ".join(row) + " |")
+      columns = report.cell_columns(cells[("noisy", sa)], labels)
+      lines.append("| " + " | ".join([sa, f"{level:g}", *columns]) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -221,7 +210,7 @@ def plot_fig5(rows: Sequence[dict], samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=8)
   fig.suptitle("reg vs reg+cls under growing target noise (paper Fig. 5)")
-  report.save_figure(fig, path)
+  metric_writers.save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,4 +278,4 @@ def plot_fig7(
     ax.set_ylabel("y")
     ax.legend(fontsize=7)
   fig.suptitle("Predictions of reg, reg+cls and reg+cls bal. (paper Fig. 7)")
-  report.save_figure(fig, path)
+  metric_writers.save_figure(fig, path)

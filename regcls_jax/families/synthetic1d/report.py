@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -139,6 +138,29 @@ def authors_comparison_markdown(stats: dict, label: str, scenarios, samplings) -
   return lines
 
 
+def cell_header(keys: Sequence[str], labels: Sequence[str]) -> list[str]:
+  """The header and rule of a table of `fig3_stats` cells: ``keys``, reg, then per reg+cls
+  variant its MSE, gap and win %."""
+  header = [*keys, "reg"]
+  for label in labels:
+    header += [label, "gap", "win %"]
+  return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
+def cell_columns(cell: dict, labels: Sequence[str]) -> list[str]:
+  """One `fig3_stats` cell as the columns of `cell_header` after its keys."""
+  reg = cell.get("reg")
+  row = [f"{reg[0]:.4f} ± {reg[1]:.4f}" if reg else "-"]
+  for label in labels:
+    v = cell.get(label)
+    if v is None:
+      row += ["-", "-", "-"]
+      continue
+    gap = f"{reg[0] - v[0]:+.4f}" if reg else "-"
+    row += [f"{v[0]:.4f} ± {v[1]:.4f}", gap, f"{v[3]:.1f}"]
+  return row
+
+
 def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> str:
   stats = fig3_stats(rows, scenarios, samplings)
   labels = [label for _, label in variants(rows)]
@@ -151,23 +173,10 @@ def summary_markdown(rows: Sequence[dict], scenarios, samplings, title: str) -> 
     "MSE than the reg model of the same dataset (paper Tab. 1).",
     "",
   ]
-  header = ["scenario", "sampling", "reg"]
-  for label in labels:
-    header += [label, "gap", "win %"]
-  lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += cell_header(["scenario", "sampling"], labels)
   for sc in scenarios:
     for sa in samplings:
-      cell = stats[(sc, sa)]
-      reg = cell.get("reg")
-      row = [sc, sa, f"{reg[0]:.4f} ± {reg[1]:.4f}" if reg else "-"]
-      for label in labels:
-        v = cell.get(label)
-        if v is None:
-          row += ["-", "-", "-"]
-          continue
-        gap = f"{reg[0] - v[0]:+.4f}" if reg else "-"
-        row += [f"{v[0]:.4f} ± {v[1]:.4f}", gap, f"{v[3]:.1f}"]
-      lines.append("| " + " | ".join(row) + " |")
+      lines.append("| " + " | ".join([sc, sa, *cell_columns(stats[(sc, sa)], labels)]) + " |")
   # Per-K breakdown: the mean test MSE of reg+cls for each number of classes.
   ks = sorted({r["num_classes"] for r in rows if r["method"] == "regcls"})
   if ks:
@@ -236,7 +245,7 @@ def plot_fig3(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=8)
   fig.suptitle("reg vs reg+cls on the 1D functions (gap = reg − reg+cls)")
-  save_figure(fig, path)
+  metric_writers.save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,15 +331,4 @@ def plot_methods(rows: Sequence[dict], scenarios, samplings, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.suptitle("reg, reg+cls and the imbalanced-regression baselines on the 1D functions")
-  save_figure(fig, path)
-
-
-def save_figure(fig, path: str) -> None:
-  """Lays out, writes atomically (a temporary file renamed over ``path``) and closes ``fig``."""
-  import matplotlib.pyplot as plt
-
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  os.replace(tmp, path)
+  metric_writers.save_figure(fig, path)

@@ -18,7 +18,7 @@ from absl import logging
 
 from regcls_jax.data import synthetic1d
 from regcls_jax.families.synthetic1d import figures, plan, program, report
-from regcls_jax.train_lib import checkpoint, guards, pytrees, sharding
+from regcls_jax.train_lib import checkpoint, guards, metric_writers, pytrees, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 
 # Fields that define the models of a grid; a checkpoint only resumes a run with the same ones.
@@ -154,13 +154,6 @@ def train_and_evaluate(
   return rows
 
 
-def _write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
   """results.csv, summary.md and fig3.png; with a lambda sweep lambda.md and fig4.png; with
   several noise levels noise.md and fig5.png; with baselines methods.md and methods.png."""
@@ -172,27 +165,27 @@ def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
   # Fig. 3 / Tab. 1 at one noise level: data.noise_std when the sweep holds it.
   level = config.data.noise_std if config.data.noise_std in levels else levels[0]
   fig3_rows = [r for r in rows if r["scenario"] != "noisy" or r["noise"] == level]
-  _write_text(
+  metric_writers.write_text(
     os.path.join(workdir, f"summary{suffix}.md"),
     report.summary_markdown(fig3_rows, scenarios, samplings, title),
   )
   report.plot_fig3(fig3_rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
   names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
   if figures.lambda_sweep(fig3_rows):
-    _write_text(
+    metric_writers.write_text(
       os.path.join(workdir, f"lambda{suffix}.md"),
       figures.lambda_markdown(fig3_rows, scenarios, samplings, title),
     )
     figures.plot_fig4(fig3_rows, scenarios, samplings, os.path.join(workdir, f"fig4{suffix}.png"))
     names += (f"lambda{suffix}.md", f"fig4{suffix}.png")
   if len(levels) > 1 and "noisy" in scenarios:
-    _write_text(
+    metric_writers.write_text(
       os.path.join(workdir, f"noise{suffix}.md"), figures.noise_markdown(rows, samplings, title)
     )
     figures.plot_fig5(rows, samplings, os.path.join(workdir, f"fig5{suffix}.png"))
     names += (f"noise{suffix}.md", f"fig5{suffix}.png")
   if {r["method"] for r in rows} - {"reg", "regcls"}:  # baselines: the methods comparison
-    _write_text(
+    metric_writers.write_text(
       os.path.join(workdir, f"methods{suffix}.md"),
       report.methods_markdown(rows, scenarios, samplings, title),
     )
