@@ -168,13 +168,7 @@ def _fds_epoch_end(graphdef, x, buckets, state: step_lib.TrainState) -> step_lib
 
 def _mse(graphdef, names, params, method, priors, split) -> jax.Array:
   """Test MSE of one model; ``method`` indexes ``names`` (it decides the prediction)."""
-  model = nnx.merge(graphdef, params)
-  x = split["x"][:, None]
-  if model.cls_head is None:
-    pred = model.predict(x)
-  else:
-    out, logits = model(x)
-    pred = registry.switch(names, method, lambda m: registry.predict(m, out, logits, priors))
+  pred = _predict(graphdef, names, params, method, priors, split["x"])
   weight = jnp.arange(split["x"].shape[0]) < split["n"]
   return losses.regression_loss(pred, split["y"], weight)
 
