@@ -32,7 +32,7 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def test_the_layout_has_every_family_folder():
-  assert FAMILY_NAMES == ["breakfast", "images", "synthetic1d"]
+  assert FAMILY_NAMES == ["breakfast", "images", "synthetic1d", "tabular"]
   for name in FAMILY_NAMES:
     assert (PACKAGE / "families" / name / "trainer.py").is_file()
 

@@ -27,8 +27,6 @@ from absl import flags
 from regcls_jax.data import breakfast, common, fixtures, imdb_wiki, nyud2, samplers, transforms
 from regcls_jax.method import binning
 
-FIXTURE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "regcls_jax", "fixtures")
-
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -78,10 +76,7 @@ def data_dir(data: ml_collections.ConfigDict) -> str:
   """``data.data_dir``; if empty and ``data.fixture``, the fixture dir (written when missing)."""
   if data.data_dir or not data.fixture:
     return data.data_dir
-  path = os.path.join(FIXTURE_ROOT, data.name)
-  if not os.path.isdir(path):
-    fixtures.write(data.name, path)
-  return path
+  return fixtures.cached(data.name)
 
 
 def prepare(data: ml_collections.ConfigDict):

@@ -23,11 +23,12 @@ FAMILIES = {
   "breakfast": "breakfast",
   "imdbwiki": "images",
   "nyud2": "images",
+  "tabular": "tabular",
 }
 
 # Families whose programs shard models over the local devices of ONE process (minutes on a
 # CPU); only the image trainer spans processes.
-_SINGLE_PROCESS = ("synthetic1d", "breakfast")
+_SINGLE_PROCESS = ("synthetic1d", "breakfast", "tabular")
 
 
 def trainer(config: ml_collections.ConfigDict):

@@ -4,6 +4,9 @@
   overall and per shot group. A test sample's group comes from the number of TRAINING samples
   with its integer label: many > 100, few < 20, medium otherwise. Also the "balanced" MAE of
   Balanced MSE's repository (mean over test labels of the per-label MAE), under that name.
+* Any continuous target (the tabular family): shot groups over uniform bins of the training
+  range with DIR's thresholds (`binned_shot_groups`), and the paired confidence interval of a
+  method's difference to a reference over seeds (`paired_interval`, `verdict`).
 * Depth (NYUD2-DIR, paper Tab. 2): MSE, RMSE, MAE, AbsRel, log10 and delta_1..3 over valid
   pixels, pooled over the test set, overall and per shot group of 0.1 m depth bins (DIR's
   fixed lists, or lists derived from a training histogram).
@@ -54,6 +57,59 @@ def shot_groups(labels: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
   count = dict(zip(values.tolist(), counts.tolist()))
   n = np.array([count.get(k, 0) for k in keys.tolist()], np.int64)
   return np.where(n > MANY_THRESHOLD, "many", np.where(n < FEW_THRESHOLD, "few", "medium"))
+
+
+def binned_shot_groups(
+  labels: np.ndarray,
+  train_labels: np.ndarray,
+  bins: int,
+  many: int = MANY_THRESHOLD,
+  few: int = FEW_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Shot groups of a continuous target: DIR's rule over ``bins`` uniform bins.
+
+  The training range is cut into ``bins`` equal bins (labels outside it fall in the end bins);
+  a label is many-shot when its bin holds more than ``many`` training labels, few-shot under
+  ``few``, medium otherwise.
+
+  Returns:
+    ``(group of each label, its bin's training count, its bin index)``.
+  """
+  train = np.asarray(train_labels, np.float64)
+  edges = np.linspace(train.min(), train.max(), bins + 1)
+  index = lambda v: np.clip(np.searchsorted(edges, v, side="right") - 1, 0, bins - 1)  # noqa: E731
+  counts = np.bincount(index(train), minlength=bins)
+  b = index(np.asarray(labels, np.float64))
+  n = counts[b]
+  return np.where(n > many, "many", np.where(n < few, "few", "medium")), n, b
+
+
+def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+  """``(mean, low, high)``: Student's t interval of the mean of paired differences.
+
+  With one difference the interval is unbounded (``-inf, inf``); with identical differences it
+  is the point itself.
+  """
+  from scipy import stats
+
+  d = np.asarray(diffs, np.float64)
+  if d.size == 0:
+    return math.nan, math.nan, math.nan
+  mean = float(d.mean())
+  if d.size == 1:
+    return mean, -math.inf, math.inf
+  half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
+  return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float) -> str:
+  """Of a method's error minus the reference's: ``helps`` (the interval lies below 0),
+  ``hurts`` (above 0) or ``no clear difference``."""
+  if high < 0:
+    return "helps"
+  if low > 0:
+    return "hurts"
+  return "no clear difference"
 
 
 def _age_block(err: np.ndarray, gm_eps: float) -> dict[str, float]:

@@ -4,7 +4,7 @@ import grain
 import numpy as np
 import pytest
 
-from regcls_jax.data import pipeline, samplers, transforms
+from regcls_jax.data import fixtures, pipeline, samplers, transforms
 from regcls_jax.method import binning
 from regcls_jax.train_lib.checkpoint import Checkpointer
 
@@ -252,7 +252,7 @@ def test_depth_cls_targets_are_the_upsampled_regression_target(prepared):
 def test_runlocal_uses_the_fixture_written_on_first_use(tmp_path, monkeypatch):
   from regcls_jax.train_lib.config import load_config
 
-  monkeypatch.setattr(pipeline, "FIXTURE_ROOT", str(tmp_path / "fixtures"))
+  monkeypatch.setattr(fixtures, "FIXTURE_ROOT", str(tmp_path / "fixtures"))
   config = load_config("configs/breakfast.py", "runlocal")
   config.unlock()
   config.data.tfds_dir = str(tmp_path / "tfds")

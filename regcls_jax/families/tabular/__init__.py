@@ -1,0 +1,1 @@
+"""Your own table: reg, reg+cls and the baselines, selected on validation (beyond the paper)."""
