@@ -62,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Shot groups of the report, as DIR: the target's training range in ``shot_bins`` uniform
   # bins; a test sample is many-shot when its bin holds more than ``many_shot`` training
   # samples, few-shot under ``few_shot``.
-  c.shot_bins = 50
+  c.shot_bins = 100
   c.many_shot = 100
   c.few_shot = 20
 

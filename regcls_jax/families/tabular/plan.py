@@ -16,7 +16,7 @@ import numpy as np
 from regcls_jax.data import tabular
 from regcls_jax.families.tabular import program
 from regcls_jax.method import binning, registry
-from regcls_jax.train_lib.sharding import padded_order
+from regcls_jax.train_lib.sharding import padded_order, round_up
 
 # The names config.methods takes: the registry's methods (FDS aside: its epoch-end feature
 # statistics are the 1D program's; ConR aside: a table has no augmentation to make its two
@@ -119,13 +119,19 @@ def group_inputs(config, table: tabular.Table, group: Group, models: list[Model]
   """``(data, priors, model)`` host arrays of a group's program (models padded to ``n_dev``)."""
   train, val = table.splits["train"], table.splits["val"]
   priors = group_priors(config, table, group)
-  data = {"x_train": train.x, "y_train": train.y, "x_val": val.x, "y_val": val.y}
-  data["cls"] = np.zeros(len(train), np.int32)
-  data["keep"] = np.ones(len(train), np.float32)
+  cls = np.zeros(len(train), np.int32)
+  keep = np.ones(len(train), np.float32)
   if group.objective in registry.CLASSIFIES:
-    edges, keep = binning.make_classes(train.y, group.num_classes, objective_of(group.method)[1])
-    data["cls"] = binning.assign_classes(train.y, edges).astype(np.int32)
-    data["keep"] = keep[data["cls"]].astype(np.float32)
+    edges, class_keep = binning.make_classes(
+      train.y, group.num_classes, objective_of(group.method)[1]
+    )
+    cls = binning.assign_classes(train.y, edges).astype(np.int32)
+    keep = class_keep[cls].astype(np.float32)
+  # Training rows padded to whole batches (the padding is never valid: `n` counts the rows).
+  pad = round_up(len(train), config.batch_size) - len(train)
+  padded = lambda a: np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)])  # noqa: E731
+  data = {"x_train": padded(train.x), "y_train": padded(train.y), "cls": padded(cls)}
+  data |= {"keep": padded(keep), "n": np.int32(len(train)), "x_val": val.x, "y_val": val.y}
   order = padded_order(len(models), n_dev)
   model = {
     "seed": np.array([models[i].seed for i in order], np.int32),

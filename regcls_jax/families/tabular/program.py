@@ -98,8 +98,9 @@ def _train_one(statics: Statics, data: dict, priors: dict, model: dict):
   """Trains ONE model, keeping its parameters at the best validation check.
 
   Args:
-    data: shared ``x_train [n, d]``, ``y_train [n]``, ``cls``, ``keep [n]`` (classes and Eq. 13
-      keep probabilities of the training targets), ``x_val``, ``y_val``.
+    data: shared ``x_train [n_pad, d]``, ``y_train``, ``cls``, ``keep [n_pad]`` (classes and
+      Eq. 13 keep probabilities of the training targets), padded to whole batches past the
+      ``n`` training rows, and ``x_val``, ``y_val``.
     priors: the group's `registry.fit_priors` arrays.
     model: scalars ``seed`` (int32), ``lr``, ``lam``, ``scale``.
 
@@ -112,7 +113,7 @@ def _train_one(statics: Statics, data: dict, priors: dict, model: dict):
   tx = step_lib.adam_l2(0.0, statics.weight_decay)
   state = step_lib.init_state(params, tx, model["lam"], model["scale"])
   train_step = step_lib.make_train_step(graphdef, tx, _loss_fn(statics, priors))
-  n = data["y_train"].shape[0]
+  n_pad = data["y_train"].shape[0]  # whole batches; the first data["n"] rows are the table's
 
   def make_batch(pos, valid, step_key):
     batch = {"x": data["x_train"][pos], "y": data["y_train"][pos], "weight": valid}
@@ -129,7 +130,7 @@ def _train_one(statics: Statics, data: dict, priors: dict, model: dict):
   def chunk(carry, c):
     state, best_params, best = carry
     state, epoch_losses = scan_loop.train_epochs(
-      state, train_step, make_batch, jnp.int32(n), n,
+      state, train_step, make_batch, data["n"], n_pad,
       batch_size=statics.batch_size, epochs=statics.eval_every,
       shuffle_key=jax.random.fold_in(shuffle_key, c), mask_key=jax.random.fold_in(mask_key, c),
       lr_at_epoch=lambda epoch: model["lr"],
