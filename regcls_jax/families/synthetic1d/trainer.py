@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from regcls_jax.data import synthetic1d
-from regcls_jax.families.synthetic1d import figures, plan, program, report
+from regcls_jax.families.synthetic1d import figures, plan, program, report, selected
 from regcls_jax.train_lib import checkpoint, guards, metric_writers, pytrees, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 
@@ -155,8 +155,9 @@ def train_and_evaluate(
 
 
 def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
-  """results.csv, summary.md and fig3.png; with a lambda sweep lambda.md and fig4.png; with
-  several noise levels noise.md and fig5.png; with baselines methods.md and methods.png."""
+  """results.csv, summary.md, fig3.png and selected.md; with a lambda sweep lambda.md and
+  fig4.png; with several noise levels noise.md and fig5.png; with baselines methods.md and
+  methods.png."""
   scenarios = [s for s in synthetic1d.SCENARIOS if s in config.scenarios]
   samplings = [s for s in synthetic1d.SAMPLINGS if s in config.samplings]
   report.write_results_csv(rows, os.path.join(workdir, f"results{suffix}.csv"))
@@ -171,6 +172,12 @@ def write_reports(rows, config, workdir: str, suffix: str = "") -> None:
   )
   report.plot_fig3(fig3_rows, scenarios, samplings, os.path.join(workdir, f"fig3{suffix}.png"))
   names = (f"results{suffix}.csv", f"summary{suffix}.md", f"fig3{suffix}.png")
+  if {"reg", "regcls"} <= {r["method"] for r in fig3_rows}:  # the models validation selects
+    metric_writers.write_text(
+      os.path.join(workdir, f"selected{suffix}.md"),
+      selected.selected_markdown(fig3_rows, scenarios, samplings, title),
+    )
+    names += (f"selected{suffix}.md",)
   if figures.lambda_sweep(fig3_rows):
     metric_writers.write_text(
       os.path.join(workdir, f"lambda{suffix}.md"),

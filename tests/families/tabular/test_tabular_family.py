@@ -195,3 +195,37 @@ def test_bad_tables_fail_in_one_line_and_write_nothing(tmp_path):
     out.stderr.strip().splitlines()[-1]
     == f"error: {tmp_path}/none.csv: no such file (config.data.path)"
   )
+
+
+def test_feature_and_density_methods_reduce_to_reg_at_zero_weight(table_path, tmp_path):
+  """RankSim (on the MLP's last hidden layer) with gamma 0 and DenseLoss with alpha 0 train
+  exactly the reg models: same trunk, same batches, the same loss."""
+  config = _config(table_path, methods=("reg", "ranksim", "dense"), seeds=(0,), epochs=10,
+                   batch_size=128, references=())  # fmt: skip
+  config.peers.ranksim_gamma = 0.0
+  config.peers.dense_alpha = 0.0
+  families.train_and_evaluate(config, str(tmp_path))
+  rows = {r["method"]: r for r in _selected(tmp_path)}
+  for method in ("ranksim", "dense"):
+    np.testing.assert_allclose(
+      float(rows[method]["val_rmse"]), float(rows["reg"]["val_rmse"]), rtol=1e-5
+    )
+
+
+def test_a_rerun_with_more_methods_resumes_and_a_changed_grid_refuses(
+  table_path, tmp_path, monkeypatch
+):
+  small = dict(seeds=(0,), epochs=10, references=())
+  families.train_and_evaluate(_config(table_path, methods=("reg",), **small), str(tmp_path))
+  first = _selected(tmp_path)
+  trained, train = [], program.train
+  monkeypatch.setattr(program, "train", lambda s, *a: trained.append(s.objective) or train(s, *a))
+  families.train_and_evaluate(
+    _config(table_path, methods=("reg", "regcls"), **small), str(tmp_path)
+  )
+  assert trained == ["regcls"]  # reg's group came from the checkpoint
+  again = _selected(tmp_path)
+  assert again[0] == first[0] and [r["method"] for r in again] == ["reg", "regcls"]
+  with pytest.raises(ValueError, match="config.epochs"):
+    changed = _config(table_path, methods=("reg",), **{**small, "epochs": 20})
+    families.train_and_evaluate(changed, str(tmp_path))
