@@ -68,3 +68,18 @@ def test_notebooks_call_the_library_and_are_stored_without_outputs(name):
   code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
   assert "train_step" not in code and "value_and_grad" not in code  # no training logic in cells
   assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", ["quickstart_1d.ipynb", "age_imdbwiki.ipynb"])
+def test_install_cell_pins_the_runtimes_jax_and_asks_for_the_url_in_a_form(name):
+  import importlib.metadata
+
+  nb = nbformat.read(REPO_ROOT / "colab" / name, as_version=4)
+  source = nb.cells[1].source
+  assert 'REPO_URL = ""  # @param {type:"string"}' in source  # a Colab form field, no env var
+  assert "os.environ" not in source
+  namespace = {}
+  exec(compile(source, name, "exec"), namespace)  # regcls_jax is importable: no install
+  pins = namespace["accelerator_pins"]()
+  for package in ("jax", "jaxlib"):
+    assert f"{package}=={importlib.metadata.version(package)}" in pins
