@@ -9,6 +9,14 @@ rate), then fed by the real Grain train pipeline (decode, augmentation, keep mas
 device), and prints both rates and their ratio. The Grain input reads the fixture datasets (the
 decode cost per image is what matters) unless ``--imdb_wiki_dir`` / ``--nyud2_dir`` are given.
 The last line is ``age_train_step_img_per_s=<float>`` (synthetic input).
+
+Before timing, each step's roofline on paper: the FLOPs and bytes accessed that XLA's cost
+analysis reports for the compiled step (``jit(step).lower(...).compile().cost_analysis()``, of
+the backend it compiles for: on a CPU its fusion decides the bytes, so they are an estimate for
+a GPU) and the floor they give on an H100 SXM and an H200 (NVIDIA's datasheets: 989 TFLOP/s
+dense BF16 Tensor Core for both; HBM 3.35 TB/s and 4.8 TB/s): images per second at peak
+FLOPs and at full bandwidth; the step can go no faster than the smaller. ``--cost_only``
+prints these alone (no steps run), which a CPU does at the paper batch sizes in minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +40,26 @@ def _time_steps(step_fn, state, batches, steps: int, images_per_step: int):
   return steps * images_per_step / (time.perf_counter() - t), state
 
 
+# (name, dense BF16 FLOP/s, HBM bytes/s), from NVIDIA's H100 and H200 datasheets (SXM).
+GPUS = (("H100", 989e12, 3.35e12), ("H200", 989e12, 4.8e12))
+
+
+def _roofline(step_fn, state, batch, images_per_device: float) -> str:
+  """``flops=... bytes=...`` per image of one step, and the images per second they allow on
+  one GPU of `GPUS` by FLOPs alone and by bytes alone (the step's floor is the smaller)."""
+  import jax
+
+  cost = step_fn.lower(state, batch, jax.random.key(0)).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list | tuple) else cost  # per device, SPMD-partitioned
+  flops = float(cost.get("flops", 0.0)) / images_per_device
+  nbytes = float(cost.get("bytes accessed", 0.0)) / images_per_device
+  parts = [f"flops_per_img={flops:.4g}", f"bytes_per_img={nbytes:.4g}"]
+  for name, peak, bandwidth in GPUS:
+    parts.append(f"{name}_flops_floor_img_per_s={peak / flops:.4g}")
+    parts.append(f"{name}_bytes_floor_img_per_s={bandwidth / nbytes:.4g}")
+  return " ".join(parts)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--models", default="age,depth")
@@ -41,6 +69,7 @@ def main() -> None:
   parser.add_argument("--workers", type=int, default=-1, help="Grain workers (-1: one per core)")
   parser.add_argument("--imdb_wiki_dir", default="")
   parser.add_argument("--nyud2_dir", default="")
+  parser.add_argument("--cost_only", action="store_true", help="print the rooflines, no steps")
   args = parser.parse_args()
 
   from absl import flags, logging
@@ -83,6 +112,11 @@ def main() -> None:
     loader = pipeline.make_loader(s.builder, config, "train", s.classes, batch_size=per_step)
     host = iter(loader)
     first = sharding.device_batch(next(host), s.mesh, config.accum_steps)
+    per_device = per_step / s.mesh.devices.size
+    print(f"{name}_step batch={per_step} {_roofline(s.step_fn, s.state, first, per_device)}",
+          flush=True)  # fmt: skip
+    if args.cost_only:
+      continue
     synthetic, state = _time_steps(
       s.step_fn, s.state, itertools.repeat(first), args.steps, per_step
     )
