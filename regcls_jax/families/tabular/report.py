@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import io
 import os
 
 import numpy as np
@@ -48,14 +47,6 @@ def score_row(config, table, groups, pred: dict, **fields) -> dict:
   for g in metrics.GROUPS:
     row[f"test_rmse_{g}"] = _rmse(test_err[groups == g])
   return row
-
-
-def write_csv(rows: list[dict], path: str, columns=COLUMNS) -> None:
-  out = io.StringIO()
-  writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(rows)
-  metric_writers.write_text(path, out.getvalue())
 
 
 def read_csv(path: str) -> list[dict]:
@@ -167,7 +158,7 @@ def plot_shots(path: str, predictions: dict, table: tabular.Table, counts, confi
 def write_reports(rows, predictions, config, table, workdir, notes=(), suffix="") -> None:
   """selected{suffix}.csv, summary{suffix}.md, shots{suffix}.png, predictions_test{suffix}.npz."""
   groups, counts, _ = shot_groups(config, table)
-  write_csv(rows, os.path.join(workdir, f"selected{suffix}.csv"))
+  metric_writers.write_csv(rows, os.path.join(workdir, f"selected{suffix}.csv"), COLUMNS)
   text = summary_markdown(rows, config, table, groups, notes)
   metric_writers.write_text(os.path.join(workdir, f"summary{suffix}.md"), text)
   plot_shots(os.path.join(workdir, f"shots{suffix}.png"), predictions, table, counts, config)

@@ -22,7 +22,7 @@ from absl import logging
 from regcls_jax.data import fixtures, tabular
 from regcls_jax.families.tabular import plan, program, references, report
 from regcls_jax.method import registry
-from regcls_jax.train_lib import checkpoint, guards, pytrees, selection, sharding
+from regcls_jax.train_lib import checkpoint, guards, metric_writers, pytrees, selection, sharding
 from regcls_jax.train_lib import workdir as workdir_lib
 from regcls_jax.train_lib.progress import Eta
 
@@ -172,7 +172,9 @@ def _write(config, table, candidates, params, mesh, workdir, suffix="") -> list[
   ref_rows, ref_predictions, notes = reference_rows(config, table)
   rows += ref_rows
   predictions |= ref_predictions
-  report.write_csv(candidates, os.path.join(workdir, f"candidates{suffix}.csv"), CANDIDATE_COLUMNS)
+  metric_writers.write_csv(
+    candidates, os.path.join(workdir, f"candidates{suffix}.csv"), CANDIDATE_COLUMNS
+  )
   report.write_reports(rows, predictions, config, table, workdir, notes, suffix)
   for method, (word, mean, lo, hi, _) in report.verdicts(rows).items():
     logging.info("%s vs reg: %s (test RMSE %+.4g, interval %+.4g .. %+.4g)", method, word, mean,
