@@ -55,3 +55,17 @@ def select(
       "num_rows": count,
     }
   return best
+
+
+def winning_rows(
+  rows: Sequence[dict], by: Sequence[str], choose: Sequence[str], score: str
+) -> dict[tuple, dict]:
+  """``{group key: the first row of the group's winning candidate}`` (`select`'s choice): the
+  row the chosen model wrote, with every field it carries (its test metrics included)."""
+  best = select(rows, by, choose, score)
+  out = {}
+  for row in rows:
+    key = _key(row, by)
+    if key not in out and _key(row, choose) == _key(best[key], choose):
+      out[key] = row
+  return {key: out[key] for key in best}

@@ -37,3 +37,15 @@ def test_missing_field_names_it():
     selection.select([dict(split="s1", val=1.0)], ("split",), ("lam",), "val")
   with pytest.raises(ValueError, match="lacks the field 'val'"):
     selection.select([dict(split="s1", lam=1.0)], ("split",), ("lam",), "val")
+
+
+def test_winning_rows_are_the_rows_of_the_chosen_candidates():
+  rows = [
+    dict(g="a", lam=1, val=0.3, test=9.0),
+    dict(g="a", lam=2, val=0.1, test=8.0),
+    dict(g="b", lam=1, val=0.2, test=7.0),
+    dict(g="b", lam=1, val=0.4, test=6.0),  # same candidate (mean 0.3) as the row above
+    dict(g="b", lam=2, val=0.5, test=5.0),
+  ]
+  won = selection.winning_rows(rows, ("g",), ("lam",), "val")
+  assert won == {("a",): rows[1], ("b",): rows[2]}  # b: lam 1 (mean 0.3 < 0.5), its first row

@@ -25,14 +25,10 @@ def selected_pairs(rows: Sequence[dict], balanced: bool) -> dict[tuple, tuple[di
   """``{(scenario, sampling): [(selected reg+cls row, reg row)]}`` over the datasets."""
   regcls = [r for r in rows if r["method"] == "regcls" and r["balanced"] == balanced]
   reg = {tuple(r[f] for f in BY): r for r in rows if r["method"] == "reg"}
-  best = selection.select(regcls, BY, ("num_classes", "lam"), "val_mse")
   pairs = {}
-  for key, b in best.items():
-    if key not in reg:
-      continue
-    pick = (*key, b["num_classes"], b["lam"])
-    chosen = next(r for r in regcls if tuple(r[f] for f in (*BY, "num_classes", "lam")) == pick)
-    pairs.setdefault(key[:2], []).append((chosen, reg[key]))
+  for key, chosen in selection.winning_rows(regcls, BY, ("num_classes", "lam"), "val_mse").items():
+    if key in reg:
+      pairs.setdefault(key[:2], []).append((chosen, reg[key]))
   return pairs
 
 

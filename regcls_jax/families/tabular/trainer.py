@@ -67,13 +67,10 @@ def select_and_score(config, table, candidates, params, mesh) -> tuple[list[dict
   Returns:
     (selected.csv rows, ``{method: [seeds x test predictions]}`` in the target's units).
   """
-  best = selection.select(candidates, by=("method", "seed"), choose=("group", "lam"),
-                          score="val_rmse")  # fmt: skip
-  chosen = {}  # group name -> [(method, seed, candidate)]
-  for (method, seed), b in best.items():
-    row = next(c for c in candidates if (c["method"], c["seed"], c["group"], c["lam"])
-               == (method, seed, b["group"], b["lam"]))  # fmt: skip
-    chosen.setdefault(b["group"], []).append(row)
+  best = selection.winning_rows(candidates, ("method", "seed"), ("group", "lam"), "val_rmse")
+  chosen = {}  # group name -> its chosen candidates
+  for row in best.values():
+    chosen.setdefault(row["group"], []).append(row)
   groups = {g.name: g for g in plan.plan_groups(config)}
   shot = report.shot_groups(config, table)[0]
   scored = {}
