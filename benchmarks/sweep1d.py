@@ -5,6 +5,13 @@
 For every group of the paper grid (reg, and reg+cls for each K) it trains one full chunk of
 real-size datasets for a few epochs, times it after compilation, and scales to 80 epochs and
 the grid's number of chunks. Prints a table, then ``paper_grid_projected_seconds=<float>``.
+
+The floor, measured in the same run: the grid's FLOPs from XLA's cost analysis of each group's
+compiled chunk (`program.chunk_flops`: one step's FLOPs x the steps the chunk executes, plus
+the final scoring) and the f32 matmul rate of this machine's cores (a 2048 x 2048 matmul on
+every device at once, laid out like the grid's models), then ``paper_grid_flops=``,
+``cpu_peak_flops=``, ``floor_seconds=`` (FLOPs / rate) and ``ratio_to_floor=`` (projected /
+floor).
 Reference point (the authors' 1d/ code): the authors' PyTorch code trains one (reg, reg+cls)
 pair in 80.7 s on a 2-core CPU, so the paper grid's 3000 pairs take about 67 hours.
 """
@@ -15,6 +22,25 @@ import argparse
 import time
 
 from regcls_jax.train_lib import runtime
+
+
+def matmul_peak(mesh, size: int = 2048, repeats: int = 5) -> float:
+  """FLOP/s of ``size`` x ``size`` f32 matmuls, one per device at once (min time of a few)."""
+  import jax
+  import jax.numpy as jnp
+
+  from regcls_jax.train_lib import sharding
+
+  n = mesh.devices.size
+  program = sharding.models_program(lambda a, b: a @ b, mesh)
+  a = jnp.ones((n, size, size), jnp.float32) / size
+  jax.block_until_ready(program(a, a))
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(program(a, a))
+    best = min(best, time.perf_counter() - t)
+  return 2.0 * size**3 * n / best
 
 
 def main() -> None:
@@ -54,12 +80,13 @@ def main() -> None:
   )
   header = (
     f"{'group':<16}{'models':>8}{'chunk':>7}{'chunks':>8}{'s/chunk@80ep':>14}"
-    f"{'models/s':>10}{'group s':>10}"
+    f"{'models/s':>10}{'group s':>10}{'TFLOP':>8}{'GFLOP/s':>9}"
   )
   print(header)
   print("-" * len(header))
   total = data_secs
   models = 0
+  grid_flops = 0.0
   by_group: dict[str, list] = {}
   for chunk in chunks:
     by_group.setdefault(chunk.group, []).append(chunk)
@@ -79,9 +106,13 @@ def main() -> None:
     group_secs = secs * len(members)
     total += group_secs
     models += n
+    f = program.chunk_flops(chunk, cache, config, mesh)  # steps of the timed epochs: scale
+    group_flops = (f["step"] * f["steps"] * paper_epochs / args.epochs + f["eval"]) * len(members)
+    grid_flops += group_flops
     print(
       f"{group:<16}{n:>8}{len(chunk.runs):>7}{len(members):>8}{secs:>14.2f}"
-      f"{len(chunk.runs) / secs:>10.2f}{group_secs:>10.1f}"
+      f"{len(chunk.runs) / secs:>10.2f}{group_secs:>10.1f}{group_flops / 1e12:>8.2f}"
+      f"{group_flops / group_secs / 1e9:>9.1f}"
     )
   print("-" * len(header))
   print(f"data generation: {data_secs:.1f} s for {num_datasets} datasets")
@@ -93,6 +124,12 @@ def main() -> None:
     f"({pairs * 80.7 / total:.0f}x)"
   )
   print(f"paper_grid_projected_seconds={total:.1f}")
+  peak = matmul_peak(mesh)
+  floor = grid_flops / peak
+  print(f"paper_grid_flops={grid_flops:.4g}")
+  print(f"cpu_peak_flops={peak:.4g}")
+  print(f"floor_seconds={floor:.1f}")
+  print(f"ratio_to_floor={total / floor:.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ each feeding its shard of every global batch, collectives between processes (Glo
       --config=configs/imdbwiki.py:runlocal --workdir=/tmp/age_2x2
 
 Output lines are prefixed with ``[process i]``. SIGTERM / SIGINT are forwarded to every
-process (which save a checkpoint and stop, see regcls_jax/families/images/trainer.py); if one
+process (which save a checkpoint and stop, see regcls_jax/families/images/run.py); if one
 process fails the others are stopped. The exit status is the first non-zero status of a
 process, else 0.
 """

@@ -59,8 +59,8 @@ def test_two_processes_of_two_devices_match_one_process_of_four(fixture_root, tf
   assert "[process 0]" in two.stderr and "[process 0] I" in two.stderr
   assert "resuming at step 3" in two.stderr
   lines = two.stderr.splitlines()  # the trainer's log lines come from process 0 only
-  assert any(x.startswith("[process 0] I") and " trainer.py:" in x for x in lines)
-  assert not any(x.startswith("[process 1] I") and " trainer.py:" in x for x in lines)
+  assert any(x.startswith("[process 0] I") and " run.py:" in x for x in lines)
+  assert not any(x.startswith("[process 1] I") and " run.py:" in x for x in lines)
   one = subprocess.run(
     [sys.executable, "-m", "regcls_jax.main", *common, "--config.max_steps=6",
      f"--workdir={tmp_path / 'one'}"],

@@ -1,5 +1,5 @@
 """Tiny datasets in the exact published layouts of IMDB-WIKI-DIR, NYUD2-DIR and Breakfast, and a
-user's table for the tabular family.
+user's table (the tabular family) and image folder (the image-folder experiment).
 
 ``python -m regcls_jax.data.fixtures --dataset=imdb_wiki --out=/tmp/imdb_wiki``
 
@@ -21,7 +21,7 @@ from absl import app, flags
 
 from regcls_jax.data import breakfast, common, nyud2
 
-DATASETS = ("imdb_wiki", "nyud2", "breakfast", "tabular")
+DATASETS = ("imdb_wiki", "nyud2", "breakfast", "tabular", "image_folder")
 # Where a config's ``data.fixture`` (the ``runlocal`` variants) finds its fixture.
 FIXTURE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "regcls_jax", "fixtures")
 TABLE_FILE = "table.csv"  # the tabular fixture's file
@@ -147,8 +147,30 @@ def write_tabular(out: str, seed: int = 0, rows: int = 3000) -> None:
     f.writelines(",".join(f"{v:.6g}" for v in (*r, t)) + "\n" for r, t in zip(x, y))
 
 
+def write_image_folder(out: str, seed: int = 0, rows: int = 200) -> None:
+  """``labels.csv`` (path,target; no split column) and ``rows`` images of 40-80 pixels in
+  sub-folders, JPEG and PNG, one greyscale: a long-tailed target (log-normal around 10) that
+  the image's brightness carries (it grows with the log of the target)."""
+  rng = np.random.default_rng(seed)
+  targets = 10.0 * np.exp(rng.normal(0.0, 0.6, rows))
+  lines = ["path,target"]
+  for i, t in enumerate(targets):
+    h, w = rng.integers(40, 80, size=2)
+    level = 128 + 60 * np.log(t / 10.0)
+    image = np.clip(level + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+    if i == 3:
+      image = image[..., 0]
+    ext = "png" if i % 4 == 0 else "jpg"
+    rel = f"images/{i % 5}/img_{i:04d}.{ext}"
+    _save(os.path.join(out, rel), image, "PNG" if ext == "png" else "JPEG")
+    lines.append(f"{rel},{t:.6g}")
+  with open(os.path.join(out, "labels.csv"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
 WRITERS = {
   "imdb_wiki": write_imdb_wiki,
+  "image_folder": write_image_folder,
   "nyud2": write_nyud2,
   "breakfast": write_breakfast,
   "tabular": write_tabular,

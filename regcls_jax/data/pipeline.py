@@ -24,41 +24,72 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from regcls_jax.data import breakfast, common, fixtures, imdb_wiki, nyud2, samplers, transforms
+from regcls_jax.data import (
+  breakfast,
+  common,
+  fixtures,
+  image_folder,
+  imdb_wiki,
+  nyud2,
+  samplers,
+  tabular,
+  transforms,
+)
 from regcls_jax.method import binning
 
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """How one dataset plugs into the pipeline."""
+  """How one dataset plugs into the pipeline: its builder for a config's ``data`` section, its
+  loader module (``source_files(data_dir)``), its transforms for ``(data, builder)``."""
 
-  builder: type
-  module: object  # the loader module: source_files(data_dir)
-  train_transform: Callable[[ml_collections.ConfigDict], grain.transforms.Transformation]
-  eval_transform: Callable[[ml_collections.ConfigDict], grain.transforms.Transformation]
+  builder: Callable[[ml_collections.ConfigDict], type]
+  module: object
+  train_transform: Callable[..., grain.transforms.Transformation]
+  eval_transform: Callable[..., grain.transforms.Transformation]
   class_source: str  # element key the classes are computed from after the transform
+
+
+def _folder_transform(kind, train: bool):
+  """An image folder's crop-and-flip / eval transform with its standardised targets."""
+
+  def make(data, builder):
+    scale = target_scale(builder, data)
+    fields = dict(label_key="target", shift=float(scale.mean), scale=float(scale.std))
+    if train:  # DIR's 16-pixel padding of 224 images, scaled to the stored size
+      fields |= dict(views=data.get("views", 1), pad=round(16 * data.image_size / 224))
+    return kind(**fields)
+
+  return make
 
 
 DATASETS = {
   "imdb_wiki": Dataset(
-    imdb_wiki.ImdbWikiDir,
+    lambda data: imdb_wiki.ImdbWikiDir,
     imdb_wiki,
-    lambda data: transforms.ImdbWikiTrain(data.get("views", 1)),
-    lambda data: transforms.ImdbWikiEval(),
+    lambda data, builder: transforms.ImdbWikiTrain(data.get("views", 1)),
+    lambda data, builder: transforms.ImdbWikiEval(),
     "label",
   ),
   "nyud2": Dataset(
-    nyud2.Nyud2Dir,
+    lambda data: nyud2.Nyud2Dir,
     nyud2,
-    lambda data: transforms.Nyud2Train(),
-    lambda data: transforms.Nyud2Eval(),
+    lambda data, builder: transforms.Nyud2Train(),
+    lambda data, builder: transforms.Nyud2Eval(),
     "label_full",
   ),
   "breakfast": Dataset(
-    breakfast.Breakfast,
+    lambda data: breakfast.Breakfast,
     breakfast,
-    lambda data: transforms.BreakfastFrame(data.target),
-    lambda data: transforms.BreakfastFrame(data.target),
+    lambda data, builder: transforms.BreakfastFrame(data.target),
+    lambda data, builder: transforms.BreakfastFrame(data.target),
+    "label",
+  ),
+  "image_folder": Dataset(
+    lambda data: image_folder.builder_for(data.image_size),
+    image_folder,
+    _folder_transform(transforms.ImdbWikiTrain, train=True),
+    _folder_transform(transforms.ImdbWikiEval, train=False),
     "label",
   ),
 }
@@ -91,7 +122,8 @@ def prepare(data: ml_collections.ConfigDict):
 
   def build():
     path = data_dir(data)
-    return common.prepare(spec.builder, path, data.tfds_dir, spec.module.source_files(path))
+    files = spec.module.source_files(path)
+    return common.prepare(spec.builder(data), path, data.tfds_dir, files)
 
   if jax.process_count() == 1:
     return build()
@@ -115,9 +147,12 @@ def targets(builder, data: ml_collections.ConfigDict, split: str) -> np.ndarray:
   """One target per record of ``split``, in record order (float64 ``[N]``).
 
   Ages for IMDB-WIKI-DIR, the mean valid depth of each image for NYUD2-DIR, the progress
-  target for Breakfast frames. Read from the builder's metadata, never from the records.
+  target for Breakfast frames, an image folder's targets standardised on train (the models'
+  units, `target_scale`). Read from the builder's metadata, never from the records.
   """
   meta = builder.info.metadata
+  if data.name == "image_folder":
+    return target_scale(builder, data).apply(meta["targets"][split]).astype(np.float64)
   if data.name == "breakfast":
     groups = split_name(data, split).split("+")
     videos = [v for g in groups for v in meta["videos"][g]]
@@ -125,6 +160,13 @@ def targets(builder, data: ml_collections.ConfigDict, split: str) -> np.ndarray:
       [breakfast.progress_targets(n, data.target) for _, n, _ in videos]
     ).astype(np.float64)
   return np.asarray(meta["targets"][split], np.float64)
+
+
+def target_scale(builder, data: ml_collections.ConfigDict):
+  """``Standardiser`` from the targets' units to the models' (image folder; else identity)."""
+  if data.name != "image_folder":
+    return tabular.Standardiser(np.float64(0.0), np.float64(1.0))
+  return image_folder.standardiser(builder.info.metadata["targets"]["train"])
 
 
 def fit_classes(builder, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +194,10 @@ def fit_classes(builder, config: ml_collections.ConfigDict) -> tuple[np.ndarray,
 
 def class_range(data: ml_collections.ConfigDict, values: np.ndarray) -> tuple[float, float]:
   """The fixed target range a dataset's classes span: ages 0-100, depth 0-10 m, Breakfast
-  progress 0-1 (or 0-100 percent, 0-longest training video in frames)."""
+  progress 0-1 (or 0-100 percent, 0-longest training video in frames); an image folder's
+  training range (in the models' standardised units)."""
+  if data.name == "image_folder":
+    return float(np.min(values)), float(np.max(values))
   if data.name == "breakfast":
     return breakfast.class_range(data.target, int(np.max(values)) + 1)
   return {"imdb_wiki": imdb_wiki.CLASS_RANGE, "nyud2": nyud2.CLASS_RANGE}[data.name]
@@ -227,7 +272,7 @@ def make_loader(
   spec = _dataset(data)
   train = split == "train" if train is None else train
   source = builder.as_data_source(split=split_name(data, split))
-  ops = [spec.train_transform(data) if train else spec.eval_transform(data)]
+  ops = [spec.train_transform(data, builder) if train else spec.eval_transform(data, builder)]
   if train and classes is None and spec.class_source != "label":
     ops.append(_Drop(spec.class_source))
   global_batch = batch_size or data.batch_size

@@ -43,7 +43,8 @@ def summary(config) -> str:
     lines.append(f"  split {name}: {split.num_examples} examples")
   edges, keep = pipeline.fit_classes(builder, config)
   if config.data.name != "nyud2":
-    t = pipeline.targets(builder, config.data, "train")
+    scale = pipeline.target_scale(builder, config.data)  # an image folder's are standardised
+    t = scale.invert(pipeline.targets(builder, config.data, "train"))
     lines.append(f"  train targets: min {t.min():g}, mean {t.mean():g}, max {t.max():g}")
   kind = (
     "equalised (Eq. 12, rounded), keep probabilities (Eq. 13)" if config.balanced else "uniform"

@@ -45,25 +45,28 @@ def normalize_dir_image(image):
 class ImdbWikiTrain(grain.transforms.RandomMap):
   """DIR's train transform after the resize: zero-pad 16, random 224 crop, random h-flip.
 
-  In: ``{image uint8 [224, 224, 3], age}``. Out: ``{image uint8 [224, 224, 3], label f32}``;
-  with ``views=2`` also ``image_view2``, a second draw of the same transform (ConR's views).
+  In: ``{image uint8 [S, S, 3], age}``. Out: ``{image uint8 [S, S, 3], label f32}``; with
+  ``views=2`` also ``image_view2``, a second draw of the same transform (ConR's views).
+  The image folder (`image_folder`) uses it with its own ``label_key``, a padding scaled to its
+  image size, and its targets standardised: ``label = (target - shift) / scale``.
   """
 
-  def __init__(self, views: int = 1):
+  def __init__(self, views: int = 1, label_key: str = "age", pad: int = IMDB_PAD,
+               shift: float = 0.0, scale: float = 1.0):  # fmt: skip
     if views not in (1, 2):
       raise ValueError(f"config.data.views: expected 1 or 2, got {views}")
-    self.views = views
+    self.views, self.label_key, self.pad = views, label_key, pad
+    self.shift, self.scale = shift, scale
 
-  @staticmethod
-  def _view(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    size = image.shape[0]
+  def _view(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    size, pad = image.shape[0], self.pad
     # Offsets of the crop in the padded image; copy the overlap straight into a zero canvas
     # rather than building the padded image first (half the memory traffic).
-    top, left = (int(v) for v in rng.integers(0, 2 * IMDB_PAD + 1, size=2))
-    src_y = slice(max(top - IMDB_PAD, 0), min(top - IMDB_PAD + size, size))
-    src_x = slice(max(left - IMDB_PAD, 0), min(left - IMDB_PAD + size, size))
-    dst_y = slice(max(IMDB_PAD - top, 0), max(IMDB_PAD - top, 0) + src_y.stop - src_y.start)
-    dst_x = slice(max(IMDB_PAD - left, 0), max(IMDB_PAD - left, 0) + src_x.stop - src_x.start)
+    top, left = (int(v) for v in rng.integers(0, 2 * pad + 1, size=2))
+    src_y = slice(max(top - pad, 0), min(top - pad + size, size))
+    src_x = slice(max(left - pad, 0), min(left - pad + size, size))
+    dst_y = slice(max(pad - top, 0), max(pad - top, 0) + src_y.stop - src_y.start)
+    dst_x = slice(max(pad - left, 0), max(pad - left, 0) + src_x.stop - src_x.start)
     out = np.zeros_like(image)
     out[dst_y, dst_x] = image[src_y, src_x]
     if rng.random() < 0.5:
@@ -71,17 +74,25 @@ class ImdbWikiTrain(grain.transforms.RandomMap):
     return out
 
   def random_map(self, element, rng: np.random.Generator):
-    out = {"image": self._view(element["image"], rng), "label": np.float32(element["age"])}
+    label = np.float32((element[self.label_key] - self.shift) / self.scale)
+    out = {"image": self._view(element["image"], rng), "label": label}
     if self.views == 2:
       out["image_view2"] = self._view(element["image"], rng)
     return out
 
 
+@dataclasses.dataclass(frozen=True)
 class ImdbWikiEval(grain.transforms.Map):
-  """DIR's eval transform after the resize (nothing left but the normalisation, on device)."""
+  """DIR's eval transform after the resize (nothing left but the normalisation, on device);
+  ``label_key``, ``shift`` and ``scale`` as `ImdbWikiTrain`."""
+
+  label_key: str = "age"
+  shift: float = 0.0
+  scale: float = 1.0
 
   def map(self, element):
-    return {"image": element["image"], "label": np.float32(element["age"])}
+    label = np.float32((element[self.label_key] - self.shift) / self.scale)
+    return {"image": element["image"], "label": label}
 
 
 # ---------------------------------------------------------------------------------------------

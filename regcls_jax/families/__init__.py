@@ -23,6 +23,7 @@ FAMILIES = {
   "breakfast": "breakfast",
   "imdbwiki": "images",
   "nyud2": "images",
+  "image_folder": "images",
   "tabular": "tabular",
 }
 

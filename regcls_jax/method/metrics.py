@@ -84,6 +84,21 @@ def binned_shot_groups(
   return np.where(n > many, "many", np.where(n < few, "few", "medium")), n, b
 
 
+def grouped_errors(pred: np.ndarray, label: np.ndarray, groups: np.ndarray) -> dict:
+  """``{'all' | 'many' | 'medium' | 'few': {'count', 'mae', 'mse', 'rmse'}}`` of ``pred -
+  label``, the shot groups from `binned_shot_groups` (an empty group: count 0, NaN errors)."""
+  err = np.asarray(pred, np.float64) - np.asarray(label, np.float64)
+
+  def block(e):
+    if not e.size:
+      return {"count": 0, "mae": math.nan, "mse": math.nan, "rmse": math.nan}
+    mse = float(np.mean(e**2))
+    return {"count": int(e.size), "mae": float(np.mean(np.abs(e))), "mse": mse,
+            "rmse": math.sqrt(mse)}  # fmt: skip
+
+  return {"all": block(err)} | {g: block(err[groups == g]) for g in GROUPS}
+
+
 def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
   """``(mean, low, high)``: Student's t interval of the mean of paired differences.
 

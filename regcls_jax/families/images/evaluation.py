@@ -71,6 +71,16 @@ def predict_split(
 
 
 def split_metrics(config, s: setup_lib.Setup, predictions: dict) -> dict:
+  """DIR's metrics of a split's predictions; an image folder's in the target's units, shot
+  groups by the training count of the label's bin (`metrics.binned_shot_groups`)."""
+  if config.experiment == "image_folder":
+    scale = pipeline.target_scale(s.builder, config.data)
+    train = scale.invert(pipeline.targets(s.builder, config.data, "train"))
+    label = scale.invert(predictions["label"])
+    groups, _, _ = metrics.binned_shot_groups(
+      label, train, config.shot_bins, config.many_shot, config.few_shot
+    )
+    return metrics.grouped_errors(scale.invert(predictions["pred"]), label, groups)
   if config.experiment == "imdbwiki":
     train_labels = pipeline.targets(s.builder, config.data, "train")
     return metrics.age_metrics(predictions["pred"], predictions["label"], train_labels)
@@ -101,7 +111,8 @@ def evaluate(config, workdir: str) -> dict:
       continue
     with open(os.path.join(workdir, f"eval_{split}.json"), "w") as f:
       json.dump({"step": meta["step"], "metrics": result}, f, indent=2)
-    keys = ("mae", "mse", "gm") if config.experiment == "imdbwiki" else metrics_keys()
+    keys = {"imdbwiki": ("mae", "mse", "gm"), "image_folder": ("rmse", "mae")}
+    keys = keys.get(config.experiment, metrics_keys())
     with open(os.path.join(workdir, f"eval_{split}.md"), "w") as f:
       f.write(f"{config.experiment} {split}, best checkpoint (step {meta['step']})\n\n")
       f.write(metrics.markdown_table(result, keys))
@@ -109,9 +120,10 @@ def evaluate(config, workdir: str) -> dict:
       keep = pred["mask"] & (pred["label"] > 0)
       np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=pred["pred"][keep],
                label=pred["label"][keep], bin=nyud2.depth_bins(pred["label"][keep]))  # fmt: skip
-    else:
-      np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=pred["pred"],
-               label=pred["label"])  # fmt: skip
+    else:  # in the target's units (an image folder's models predict standardised targets)
+      scale = pipeline.target_scale(s.builder, config.data)
+      np.savez(os.path.join(workdir, f"predictions_{split}.npz"), pred=scale.invert(pred["pred"]),
+               label=scale.invert(pred["label"]))  # fmt: skip
   return out
 
 

@@ -44,6 +44,7 @@ class Task:
 TASKS = {
   "imdbwiki": Task(AgeResNet, ("all", "mse")),  # the authors' age code selects on val MSE
   "nyud2": Task(DepthNet, ("all", "rmse")),
+  "image_folder": Task(AgeResNet, ("all", "rmse")),  # the age model on any folder's targets
 }
 
 
@@ -126,7 +127,7 @@ PLAN_FIELDS = (
   "experiment", "method", "num_classes", "balanced", "rebalance", "lam", "scale", "loss",
   "model", "accum_steps", "weight_decay", "lr", "lr_decay", "lr_decay_epochs", "epochs", "seed",
   "peers", "data.name", "data.batch_size", "data.seed", "data.sampling", "data.peak_centre",
-  "data.sampling_bins", "data.epoch_size", "data.fixture", "data.views",
+  "data.sampling_bins", "data.epoch_size", "data.fixture", "data.views", "data.image_size",
 )  # fmt: skip
 
 

@@ -335,8 +335,8 @@ def statics_for(chunk: Chunk, config) -> Statics:
   )
 
 
-def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
-  """Trains one chunk. Returns (params of the real runs as numpy, metrics dict of numpy)."""
+def chunk_call(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> tuple[Callable, tuple]:
+  """``(program, args)``: the chunk's compiled program and its host inputs."""
   pad_multiple = config.batch_size * -(-1024 // config.batch_size)
   statics = statics_for(chunk, config)
   scalars, priors, train, val, test = chunk_inputs(
@@ -348,23 +348,54 @@ def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
     statics.settings,
     paired=bool(config.get("pair_init", False)),
   )
-  program = _chunk_program(statics, mesh)
-  params, metrics = program(
-    scalars["seed"],
-    scalars["ds_id"],
-    scalars["init_stream"],
-    scalars["lr"],
-    scalars["lam"],
-    scalars["scale"],
-    scalars["method"],
-    priors,
-    train,
-    val,
-    test,
-  )
-  params, metrics = jax.device_get((params, metrics))
+  keys = ("seed", "ds_id", "init_stream", "lr", "lam", "scale", "method")
+  return _chunk_program(statics, mesh), (*(scalars[k] for k in keys), priors, train, val, test)
+
+
+def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
+  """Trains one chunk. Returns (params of the real runs as numpy, metrics dict of numpy)."""
+  program, args = chunk_call(chunk, cache, config, mesh)
+  params, metrics = jax.device_get(program(*args))
   keep = np.arange(chunk.num_real)
   return pytrees.take(params, keep), pytrees.take(metrics, keep)
+
+
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list | tuple) else cost  # per device (SPMD-partitioned)
+  return float(cost.get("flops", 0.0))
+
+
+def chunk_flops(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> dict[str, float]:
+  """The floating-point operations a chunk's program executes, from XLA's cost analysis.
+
+  XLA counts a loop's body once, whatever its trip count; so the chunk's cost is one training
+  step plus the final scoring of val and test. The scoring is costed alone (the same forward
+  pass in the evaluation program) and subtracted; the chunk executes ``epochs x steps`` steps
+  (every model runs the padded dataset's step count; steps past its own data are computed and
+  discarded, `scan_loop.train_epochs`).
+
+  Returns:
+    ``{"step", "eval", "steps", "total"}``, each over all devices.
+  """
+  program, args = chunk_call(chunk, cache, config, mesh)
+  n_dev = mesh.devices.size
+  chunk_cost = _flops(program.lower(*args).compile()) * n_dev
+  params = jax.eval_shape(program, *args)[0]
+  names = statics_for(chunk, config).methods
+  settings = registry.Settings.from_config(config.get("peers"))
+  evaluate = _eval_program(tuple(config.hidden), chunk.runs[0].num_classes, names, mesh)
+  head = (method_indices(chunk.runs, names), run_priors(chunk.runs, cache, settings))
+  train, val, test = args[-3:]
+  eval_cost = sum(_flops(evaluate.lower(params, *head, s).compile()) for s in (val, test)) * n_dev
+  steps = config.epochs * -(-train["x"].shape[-1] // config.batch_size)
+  step_cost = chunk_cost - eval_cost
+  return {
+    "step": step_cost,
+    "eval": eval_cost,
+    "steps": steps,
+    "total": step_cost * steps + eval_cost,
+  }
 
 
 def evaluate_group(

@@ -159,3 +159,29 @@ def test_still_learns_beyond_the_training_mean():
       constant = np.mean((test.y - train.y.mean()) ** 2)
       margin = 0.7 if run.sampling == "uniform" else 0.95
       assert mse < margin * constant, (group, run.sampling, mse, constant)
+
+
+def test_chunk_flops_count_every_step_of_the_matmuls():
+  """XLA counts a loop body once; `chunk_flops` multiplies one step by the executed steps. A
+  step costs at least its matmuls (6 x MACs per sample: forward, two backward products) and at
+  most a few times that (activations, loss, Adam); K=16 adds exactly its head's matmuls."""
+  config = _tiny(num_classes=(16,))
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  runs = plan.plan_runs(config)
+  chunks = plan.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
+  costs = {}
+  for chunk in chunks:
+    f = program.chunk_flops(chunk, cache, config, mesh)
+    dims = (1, *config.hidden)
+    k = chunk.runs[0].num_classes
+    macs = sum(a * b for a, b in zip(dims[:-1], dims[1:])) + dims[-1] * (1 + k)
+    matmuls = 6 * macs * config.batch_size * len(chunk.runs)
+    assert matmuls <= f["step"] <= 3 * matmuls, (chunk.group, f, matmuls)
+    n_train = max(len(cache.splits(r)[0]) for r in chunk.runs)
+    padded = config.batch_size * -(-1024 // config.batch_size)
+    assert f["steps"] == config.epochs * -(-(-(-n_train // padded) * padded) // config.batch_size)
+    assert f["total"] == f["step"] * f["steps"] + f["eval"] and f["eval"] > 0
+    costs[k] = f["step"] / len(chunk.runs)
+  head = 6 * config.hidden[-1] * 16 * config.batch_size
+  assert costs[16] - costs[0] >= head
