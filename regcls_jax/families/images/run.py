@@ -38,14 +38,14 @@ def train_and_evaluate(config, workdir: str, preemption: guards.Preemption | Non
   resuming = latest.latest_step() is not None
   if resuming:  # before any work or file: a resume with another config refuses here
     meta = latest.restore_meta()
-    workdir_lib.check_resume(meta, config, setup_lib.PLAN_FIELDS, latest.directory)
+    workdir_lib.check_resume(meta, config, setup_lib.plan_fields(config), latest.directory)
   s = setup_lib.setup(config)
   per_step = config.data.batch_size * config.accum_steps
   loader = pipeline.make_loader(s.builder, config, "train", s.classes, batch_size=per_step)
   it = iter(loader)
   state = s.state
   meta = {"step": 0, "epoch": 0, "best": None, "history": []}
-  meta |= workdir_lib.resume_meta(config, setup_lib.PLAN_FIELDS)
+  meta |= workdir_lib.resume_meta(config, setup_lib.plan_fields(config))
   if resuming:
     state, meta = setup_lib.restore_state(latest, s, data_iterator=it)
     logging.info("resuming at step %d (epoch %d)", meta["step"], meta["epoch"])

@@ -127,8 +127,14 @@ PLAN_FIELDS = (
   "experiment", "method", "num_classes", "balanced", "rebalance", "lam", "scale", "loss",
   "model", "accum_steps", "weight_decay", "lr", "lr_decay", "lr_decay_epochs", "epochs", "seed",
   "peers", "data.name", "data.batch_size", "data.seed", "data.sampling", "data.peak_centre",
-  "data.sampling_bins", "data.epoch_size", "data.fixture", "data.views", "data.image_size",
+  "data.sampling_bins", "data.epoch_size", "data.fixture", "data.views",
 )  # fmt: skip
+
+
+def plan_fields(config) -> tuple[str, ...]:
+  """`PLAN_FIELDS`, and an image folder's stored image size (age and depth checkpoints keep the
+  fingerprint they had before image folders existed)."""
+  return PLAN_FIELDS + (("data.image_size",) if config.experiment == "image_folder" else ())
 
 
 @dataclasses.dataclass
