@@ -189,6 +189,27 @@ def prepare(builder_cls, manual_dir: str, tfds_dir: str, source_files: Sequence[
   return builder
 
 
+def image_target_info(builder, description: str, size: int, target: str):
+  """The `tfds.core.DatasetInfo` of square JPEG images with one float32 target each and their
+  relative paths, in csv order (IMDB-WIKI-DIR, an image folder): records stay aligned with
+  ``metadata["targets"]``."""
+  import tensorflow_datasets as tfds
+
+  return tfds.core.DatasetInfo(
+    builder=builder,
+    description=description,
+    features=tfds.features.FeaturesDict(
+      {
+        "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),
+        target: tfds.features.Scalar(np.float32),
+        "path": tfds.features.Text(),
+      }
+    ),
+    disable_shuffling=True,
+    metadata=tfds.core.MetadataDict(),
+  )
+
+
 def check_sizes(name: str, sizes: dict[str, int], expected: dict[str, int]) -> None:
   """Logs a warning for every split whose size differs from the published one."""
   for split, n in expected.items():

@@ -104,20 +104,8 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
   )
 
   def _info(self) -> tfds.core.DatasetInfo:
-    size = self.builder_config.image_size
-    return tfds.core.DatasetInfo(
-      builder=self,
-      description="A folder of images with one regression target each (labels.csv).",
-      features=tfds.features.FeaturesDict(
-        {
-          "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),
-          "target": tfds.features.Scalar(np.float32),
-          "path": tfds.features.Text(),
-        }
-      ),
-      disable_shuffling=True,  # records stay in csv order, aligned with metadata["targets"]
-      metadata=tfds.core.MetadataDict(),
-    )
+    description = "A folder of images with one regression target each (labels.csv)."
+    return common.image_target_info(self, description, self.builder_config.image_size, "target")
 
   def _split_generators(self, dl_manager):
     data_dir = os.fspath(dl_manager.manual_dir)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from regcls_jax.data import common
@@ -73,19 +72,8 @@ class ImdbWikiDir(tfds.core.GeneratorBasedBuilder):
   )
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-      builder=self,
-      description="IMDB-WIKI-DIR age estimation (Yang et al., ICML 2021).",
-      features=tfds.features.FeaturesDict(
-        {
-          "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), encoding_format="jpeg"),
-          "age": tfds.features.Scalar(np.float32),
-          "path": tfds.features.Text(),
-        }
-      ),
-      disable_shuffling=True,  # records stay in csv order, aligned with metadata["targets"]
-      metadata=tfds.core.MetadataDict(),
-    )
+    description = "IMDB-WIKI-DIR age estimation (Yang et al., ICML 2021)."
+    return common.image_target_info(self, description, IMAGE_SIZE, "age")
 
   def _split_generators(self, dl_manager):
     data_dir = os.fspath(dl_manager.manual_dir)
