@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 
 import jax
 import numpy as np
@@ -29,7 +28,7 @@ from regcls_jax.families.images import evaluation, run
 from regcls_jax.method import metrics, registry
 from regcls_jax.train_lib import metric_writers, selection, summary
 from regcls_jax.train_lib import workdir as workdir_lib
-from regcls_jax.train_lib.progress import format_seconds
+from regcls_jax.train_lib.progress import Eta
 
 # The names grid.methods takes: the age model's methods and regcls_bal (reg+cls with
 # equalised classes, Eq. 12, and keep masks, Eq. 13).
@@ -134,7 +133,7 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
   done = {r: _candidate(workdir, r) for r in runs}
   todo = [r for r in runs if done[r] is None]
   logging.info("image folder: %d runs, %d to train", len(runs), len(todo))
-  t0 = time.perf_counter()
+  eta = Eta(len(todo))
   for i, r in enumerate(todo):
     c = run_config(config, r)
     meta = run.train_and_evaluate(c, _run_dir(workdir, r))
@@ -143,10 +142,9 @@ def train_and_evaluate(config, workdir: str) -> dict | None:
       return None
     steps_per_epoch = max(meta["step"] // max(meta["epoch"], 1), 1)
     done[r] = _write_candidate(workdir, r, meta, steps_per_epoch)
-    elapsed = time.perf_counter() - t0
-    eta = elapsed / (i + 1) * (len(todo) - i - 1)
-    logging.info("run %d/%d %s: val RMSE %.4g | elapsed %s | ETA %s", i + 1, len(todo), r.name,
-                 done[r]["val_rmse"], format_seconds(elapsed), format_seconds(eta))  # fmt: skip
+    eta.advance(1)
+    logging.info("run %d/%d %s: val RMSE %.4g | %s", i + 1, len(todo), r.name,
+                 done[r]["val_rmse"], eta.line())  # fmt: skip
   return report(config, workdir, runs, done, suffix="")
 
 
