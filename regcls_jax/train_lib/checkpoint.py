@@ -49,6 +49,11 @@ class Checkpointer:
         ),
         item_names=("params", "meta", "data"),
       )
+      # Orbax removes those leftovers in a background thread; wait for it here, so a run that
+      # fails right after (and removes the workdir it created) never races it into a traceback.
+      await_cleanup = getattr(self._manager, "_maybe_await_cleanup_tmp_directory", None)
+      if await_cleanup is not None:
+        await_cleanup()
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
