@@ -276,6 +276,20 @@ def method_indices(runs: Sequence[Run], names: Sequence[str]) -> np.ndarray:
   return np.array([names.index(r.method) for r in runs], np.int32)
 
 
+def length_multiple(config) -> int:
+  """Every chunk's split lengths are padded to a multiple of this (whole batches, >= 1024), so
+  the chunks of a group share a handful of compiled programs."""
+  return config.batch_size * -(-1024 // config.batch_size)
+
+
+def padded_lengths(runs: Sequence[Run], cache: DatasetCache, multiple: int) -> tuple[int, int]:
+  """``(train, eval)``: the padded split lengths of a chunk of ``runs``; with the group's
+  static shape they decide which compiled program the chunk runs."""
+  splits = [cache.splits(r) for r in runs]
+  n_train = round_up(max(len(s[0]) for s in splits), multiple)
+  return n_train, round_up(max(max(len(s[1]), len(s[2])) for s in splits), multiple)
+
+
 def chunk_inputs(
   runs: Sequence[Run],
   cache: DatasetCache,
@@ -287,7 +301,7 @@ def chunk_inputs(
 ):
   """Host arrays for a chunk of runs of one group, padded to a common length."""
   splits = [cache.splits(r) for r in runs]
-  n_train = round_up(max(len(s[0]) for s in splits), pad_multiple)
+  n_train, _ = padded_lengths(runs, cache, pad_multiple)
   train = _split_arrays([s[0] for s in splits], n_train)
   cls = np.zeros((len(runs), n_train), np.int32)
   keep = np.ones((len(runs), n_train), np.float32)
@@ -315,7 +329,7 @@ def chunk_inputs(
 def eval_inputs(runs: Sequence[Run], cache: DatasetCache, pad_multiple: int):
   """Host arrays of the runs' val and test splits, padded to a common length."""
   splits = [cache.splits(r) for r in runs]
-  n_eval = round_up(max(max(len(s[1]), len(s[2])) for s in splits), pad_multiple)
+  _, n_eval = padded_lengths(runs, cache, pad_multiple)
   return tuple(_split_arrays([s[i] for s in splits], n_eval) for i in (1, 2))
 
 
@@ -337,13 +351,12 @@ def statics_for(chunk: Chunk, config) -> Statics:
 
 def chunk_call(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> tuple[Callable, tuple]:
   """``(program, args)``: the chunk's compiled program and its host inputs."""
-  pad_multiple = config.batch_size * -(-1024 // config.batch_size)
   statics = statics_for(chunk, config)
   scalars, priors, train, val, test = chunk_inputs(
     chunk.runs,
     cache,
     config.scale,
-    pad_multiple,
+    length_multiple(config),
     statics.methods,
     statics.settings,
     paired=bool(config.get("pair_init", False)),

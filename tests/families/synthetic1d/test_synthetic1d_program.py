@@ -56,7 +56,10 @@ def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
   for i, run in enumerate(chunks[0].runs[: chunks[0].num_real]):
     alone = plan.Chunk(run.group, (run,) * mesh.devices.size, 1)
     _, m_alone = program.train_chunk(alone, cache, separate, mesh)
-    np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-4)
+    # RankSim's term is piecewise constant in the features: a near-tie of two cosine
+    # similarities that another compiled program orders the other way moves its train loss by
+    # one discrete step (1.2e-4 relative on an AVX-512 machine); the test MSE stays within 1e-6.
+    np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-3)
     np.testing.assert_allclose(m_shared["test_mse"][i], m_alone["test_mse"][0], rtol=1e-4)
 
 
