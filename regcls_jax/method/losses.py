@@ -13,6 +13,8 @@ in which none counts has loss 0 (not NaN), so it leaves the parameters untouched
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -65,7 +67,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None =
   """Softmax cross-entropy over bins, averaged over the kept samples.
 
   Args:
-    logits: ``[batch, ..., K]``.
+    logits: ``[batch, ..., K]``, or a `LinearLogits` head (``[batch]`` labels then).
     labels: ``[batch, ...]`` integer classes in ``[0, K)``.
     mask: optional ``[batch, ...]`` keep mask (bool or 0/1); a masked sample contributes
       nothing and the mean runs over kept samples only (the reference's ignore label -1).
@@ -73,10 +75,85 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None =
   Returns:
     scalar float32; 0 when nothing is kept.
   """
+  if isinstance(logits, LinearLogits):
+    return linear_cross_entropy(logits.x, logits.kernel, labels, mask)
   logits = logits.astype(jnp.float32)
   log_z = jax.nn.logsumexp(logits, axis=-1)
   picked = jnp.take_along_axis(logits, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
   return masked_mean(log_z - picked, mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearLogits:
+  """Logits ``[x, 1] @ kernel`` of a linear head (its bias the kernel's last row), not yet
+  computed: `cross_entropy` of them runs `linear_cross_entropy`, the head fused into the CE.
+
+  ``x`` is ``[batch, D]``, ``kernel`` ``[D + 1, K]``. A pytree, so it crosses ``jax.jit`` /
+  ``vmap`` boundaries like the arrays it holds.
+  """
+
+  x: jax.Array
+  kernel: jax.Array
+
+  def materialize(self) -> jax.Array:
+    return _augment(self.x) @ self.kernel
+
+
+jax.tree_util.register_dataclass(LinearLogits, data_fields=["x", "kernel"], meta_fields=[])
+
+
+def _augment(x: jax.Array) -> jax.Array:
+  return jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+
+
+@jax.custom_vjp
+def _linear_ce_rows(x: jax.Array, kernel: jax.Array, labels: jax.Array) -> jax.Array:
+  return _linear_ce_fwd(x, kernel, labels)[0]
+
+
+def _linear_ce_fwd(x, kernel, labels):
+  xa = _augment(x)
+  logits = xa @ kernel
+  top = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+  e = jnp.exp(logits - top[:, None])
+  total = jnp.sum(e, axis=-1)
+  picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  return top + jnp.log(total) - picked, (xa, kernel, e, total, labels)
+
+
+def _linear_ce_bwd(residuals, g):
+  """With ``p = e / total`` (softmax) and ``d logits = g (p - onehot)``:
+  ``d kernel = (xa g / total)^T e - sum_b g_b xa_b onehot_b`` and
+  ``d xa = (g / total) (e kernel^T) - g kernel[:, labels]^T``; both matmuls read ``e``
+  itself, so no ``[batch, K]`` gradient array is ever formed."""
+  xa, kernel, e, total, labels = residuals
+  c = g / total
+  hit = jnp.zeros_like(kernel).at[:, labels].add((g[:, None] * xa).T)
+  d_kernel = (xa * c[:, None]).T @ e - hit
+  d_xa = c[:, None] * (e @ kernel.T) - g[:, None] * kernel[:, labels].T
+  return d_xa[:, :-1], d_kernel, None
+
+
+_linear_ce_rows.defvjp(_linear_ce_fwd, _linear_ce_bwd)
+
+
+def linear_cross_entropy(
+  x: jax.Array, kernel: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
+  """``cross_entropy([x, 1] @ kernel, labels, mask)`` with the linear head fused into the CE.
+
+  The same value and gradients up to float rounding (their sums run in another order). Autodiff
+  of the unfused form writes the softmax, then its gradient ``softmax - onehot`` as a second
+  ``[batch, K]`` array, then feeds that to the two matmuls of the head's backward pass; this
+  custom gradient (`_linear_ce_bwd`) feeds them the exponentials directly, one pass over the
+  ``[batch, K]`` logits fewer per step. On a CPU that makes the 1D grid's K=1024 models ~9%
+  faster (`benchmarks/sweep1d.py`).
+
+  Args:
+    x: ``[batch, D]`` features; kernel: ``[D + 1, K]`` (bias row last).
+    labels: ``[batch]`` integer classes; mask: optional ``[batch]`` keep mask.
+  """
+  return masked_mean(_linear_ce_rows(x, kernel, labels.astype(jnp.int32)), mask)
 
 
 def reg_cls_loss(

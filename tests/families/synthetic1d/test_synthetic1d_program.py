@@ -188,3 +188,29 @@ def test_chunk_flops_count_every_step_of_the_matmuls():
     costs[k] = f["step"] / len(chunk.runs)
   head = 6 * config.hidden[-1] * 16 * config.batch_size
   assert costs[16] - costs[0] >= head
+
+
+@pytest.mark.parametrize("methods", [("regcls",), ("regcls", "regcls+ranksim")])
+def test_the_fused_head_trains_the_models_of_the_unfused_one(monkeypatch, methods):
+  """From `FUSED_HEAD_MIN_CLASSES` classes on, reg+cls's head runs fused into its CE
+  (`losses.LinearLogits`): the same models up to float rounding, balanced classes (Eq. 13
+  keep draws) and padding included."""
+  config = tiny_1d_config(
+    samplings=("uniform", "severe"), num_classes=(8,), balanced=(False, True), methods=methods,
+    share_methods=True,
+  )  # fmt: skip
+  cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
+  mesh = sharding.models_mesh()
+  runs = [r for r in plan.plan_runs(config) if r.method != "reg"]
+  chunks = plan.plan_chunks(runs, mesh.devices.size, config, size_of=cache.train_size)
+  assert not program.statics_for(chunks[0], config).fused_head  # 8 classes: unfused
+  unfused = [program.train_chunk(c, cache, config, mesh) for c in chunks]
+  monkeypatch.setattr(program, "FUSED_HEAD_MIN_CLASSES", 8)
+  assert all(program.statics_for(c, config).fused_head for c in chunks)
+  for chunk, (p_plain, m_plain) in zip(chunks, unfused):
+    p_fused, m_fused = program.train_chunk(chunk, cache, config, mesh)
+    n = chunk.num_real
+    for key in ("train_loss", "val_mse", "test_mse"):
+      np.testing.assert_allclose(m_fused[key][:n], m_plain[key][:n], rtol=2e-4, err_msg=key)
+    for a, b in zip(jax.tree.leaves(p_fused), jax.tree.leaves(p_plain)):
+      np.testing.assert_allclose(a[:n], b[:n], rtol=1e-3, atol=1e-5)
