@@ -15,7 +15,10 @@ compiled chunk (`program.chunk_flops`: one step's FLOPs x the steps the chunk ex
 the final scoring) and the f32 matmul rate of this machine's cores (a 2048 x 2048 matmul on
 every device at once, laid out like the grid's models), then ``paper_grid_flops=``,
 ``cpu_peak_flops=``, ``floor_seconds=`` (FLOPs / rate) and ``ratio_to_floor=`` (projected /
-floor).
+floor). Then the same count on paper for one H100 / H200 (``paper_grid_bytes=``,
+``h100_floor_seconds=``, ``h200_floor_seconds=``): FLOPs at the TF32 Tensor Core rate, bytes at
+full HBM bandwidth, the larger of the two. The bytes are those of this backend's fusion; on a
+CPU they overstate what a GPU's fusion moves, so that floor is a pessimistic one.
 Reference point (the authors' 1d/ code): the authors' PyTorch code trains one (reg, reg+cls)
 pair in 80.7 s on a 2-core CPU, so the paper grid's 3000 pairs take about 67 hours.
 """
@@ -26,6 +29,10 @@ import argparse
 import time
 
 from regcls_jax.train_lib import runtime
+
+# NVIDIA's H100 SXM / H200 datasheets: 494.7 TFLOP/s dense TF32 Tensor Core (989.4 with
+# sparsity) for both; HBM3 3.35 TB/s, HBM3e 4.8 TB/s.
+GPUS = (("H100", 494.7e12, 3.35e12), ("H200", 494.7e12, 4.8e12))
 
 
 def matmul_peak(mesh, size: int = 2048, repeats: int = 5) -> float:
@@ -92,7 +99,7 @@ def main() -> None:
   print("-" * len(header))
   total = data_secs
   models = 0
-  grid_flops = 0.0
+  grid_flops = grid_bytes = 0.0
   by_group: dict[str, list] = {}
   for chunk in chunks:
     by_group.setdefault(chunk.group, []).append(chunk)
@@ -132,6 +139,8 @@ def main() -> None:
     steps = sum(f["steps"] * n_train / timed for n_train, _ in lengths)
     group_flops = f["step"] * steps * paper_epochs / args.epochs + f["eval"] * len(members)
     grid_flops += group_flops
+    grid_bytes += f["step_bytes"] * steps * paper_epochs / args.epochs
+    grid_bytes += f["eval_bytes"] * len(members)
     print(
       f"{group:<16}{n:>8}{len(chunk.runs):>7}{len(members):>8}{fixed:>9.3f}{per_epoch:>9.4f}"
       f"{secs:>14.2f}{programs:>9}{compile_secs:>10.1f}{group_secs:>10.1f}"
@@ -153,6 +162,16 @@ def main() -> None:
   print(f"cpu_peak_flops={peak:.4g}")
   print(f"floor_seconds={floor:.1f}")
   print(f"ratio_to_floor={total / floor:.2f}")
+  # The same count on paper for one GPU: f32 matmuls run as TF32 on its Tensor Cores (JAX's
+  # default precision), the bytes at full HBM bandwidth; the grid can go no faster than the
+  # larger of the two.
+  print(f"paper_grid_bytes={grid_bytes:.4g}")
+  for name, tf32, hbm in GPUS:
+    print(
+      f"{name.lower()}_floor_seconds={max(grid_flops / tf32, grid_bytes / hbm):.2f} "
+      f"(FLOPs at {tf32 / 1e12:.0f} TFLOP/s TF32: {grid_flops / tf32:.2f} s; bytes at "
+      f"{hbm / 1e12:.2f} TB/s: {grid_bytes / hbm:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def linear_cross_entropy(
   of the unfused form writes the softmax, then its gradient ``softmax - onehot`` as a second
   ``[batch, K]`` array, then feeds that to the two matmuls of the head's backward pass; this
   custom gradient (`_linear_ce_bwd`) feeds them the exponentials directly, one pass over the
-  ``[batch, K]`` logits fewer per step. On a CPU that makes the 1D grid's K=1024 models ~9%
+  ``[batch, K]`` logits fewer per step. On a CPU that makes the 1D grid's K=1024 models 6-9%
   faster (`benchmarks/sweep1d.py`).
 
   Args:

@@ -185,6 +185,9 @@ def test_chunk_flops_count_every_step_of_the_matmuls():
     padded = config.batch_size * -(-1024 // config.batch_size)
     assert f["steps"] == config.epochs * -(-(-(-n_train // padded) * padded) // config.batch_size)
     assert f["total"] == f["step"] * f["steps"] + f["eval"] and f["eval"] > 0
+    # A step reads at least its batch's inputs and every model's parameters (float32).
+    params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:])) + (dims[-1] + 1) * (1 + k)
+    assert f["step_bytes"] >= 4 * len(chunk.runs) * (params + config.batch_size), f
     costs[k] = f["step"] / len(chunk.runs)
   head = 6 * config.hidden[-1] * 16 * config.batch_size
   assert costs[16] - costs[0] >= head
