@@ -1,6 +1,6 @@
 """Throughput of the 1D sweep and the projected time of the paper's Fig. 3 grid.
 
-  python benchmarks/sweep1d.py [--epochs=2] [--platform=cpu|gpu]
+  python benchmarks/sweep1d.py [--epochs=2] [--groups=reg,regcls_k4,...]   # any backend: CPU, GPU
 
 For every group of the paper grid (reg, and reg+cls for each K) it trains one full chunk of
 real-size datasets for E and for 4E epochs (``--epochs``), times each after compilation and

@@ -100,6 +100,8 @@ def main() -> None:
       "age": ("imdbwiki", "imdb_wiki", args.age_batch),
       "depth": ("nyud2", "nyud2", args.depth_batch),
     }[name]
+    if batch % jax.device_count():
+      parser.error(f"--{name}_batch={batch} is not a multiple of the {jax.device_count()} devices")
     config = load_config(f"configs/{exp}.py", "k=100")
     config.unlock()
     given = getattr(args, f"{data_name}_dir")
