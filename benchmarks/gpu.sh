@@ -19,12 +19,13 @@
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site wheels/*.whl
 #   export PYTHONPATH=/tmp/site:$PWD
 set -uo pipefail
+out=$(realpath -m "${1:-${OUT:-gpu_results}}")  # relative to where it is called from
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-gpu_results}}
+py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 
-backend=$(python -c "import jax; print(jax.default_backend())" 2>/dev/null) || {
-  echo "error: python cannot import jax (install the project first: README, Install)" >&2
+backend=$("$py" -c "import jax; print(jax.default_backend())" 2>/dev/null) || {
+  echo "error: $py cannot import jax (install the project first: README, Install)" >&2
   exit 2
 }
 if [[ $backend != gpu && ${GPU_SH_ON_CPU:-0} != 1 ]]; then
@@ -49,14 +50,15 @@ part() {  # part NAME LIMIT_SECONDS COMMAND...
   shift 2
   echo "== $name (at most ${limit}s): $*"
   local start=$SECONDS
-  timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+  timeout -k 10 "$limit" "$@" >"$out/$name.txt" 2>&1
   local rc=$?
   echo "   rc=$rc after $((SECONDS - start))s, output in $out/$name.txt"
   [[ $rc == 0 ]] || status=1
 }
-part sweep1d 240 python benchmarks/sweep1d.py "${sweep[@]}"
-part age_step 180 python benchmarks/train_step.py --models=age "${age[@]}"
-part depth_step 180 python benchmarks/train_step.py --models=depth "${depth[@]}"
+# ${a[@]+"${a[@]}"}: an empty array under set -u, also for bash before 4.4
+part sweep1d 240 "$py" benchmarks/sweep1d.py "${sweep[@]}"
+part age_step 180 "$py" benchmarks/train_step.py --models=age ${age[@]+"${age[@]}"}
+part depth_step 180 "$py" benchmarks/train_step.py --models=depth ${depth[@]+"${depth[@]}"}
 
 echo "== figures"
 for name in sweep1d age_step depth_step; do

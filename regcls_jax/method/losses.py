@@ -153,6 +153,12 @@ def linear_cross_entropy(
     x: ``[batch, D]`` features; kernel: ``[D + 1, K]`` (bias row last).
     labels: ``[batch]`` integer classes; mask: optional ``[batch]`` keep mask.
   """
+  if x.ndim != 2 or labels.shape != x.shape[:1] or kernel.shape[0] != x.shape[1] + 1:
+    raise ValueError(
+      f"linear_cross_entropy: x {x.shape}, kernel {kernel.shape}, labels {labels.shape}; "
+      "expected [batch, D], [D + 1, K], [batch]"
+    )
+  x, kernel = x.astype(jnp.float32), kernel.astype(jnp.float32)  # in float32, as cross_entropy
   return masked_mean(_linear_ce_rows(x, kernel, labels.astype(jnp.int32)), mask)
 
 

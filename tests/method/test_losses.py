@@ -146,3 +146,20 @@ def test_the_image_codes_small_lambda_form_by_hand():
     np.testing.assert_allclose(float(loss), 2.0 * want, rtol=1e-6)
   loss, _ = losses.reg_cls_loss(pred, target, logits, labels, lam=0.1)  # the 1D / video form
   np.testing.assert_allclose(float(loss), 0.1 * 2.5 + ce, rtol=1e-6)
+
+
+def test_linear_cross_entropy_refuses_other_shapes_and_runs_in_float32():
+  x, kernel, labels = jnp.ones((2, 3, 4)), jnp.ones((5, 6)), jnp.zeros((2, 3), jnp.int32)
+  with pytest.raises(ValueError, match=r"expected \[batch, D\], \[D \+ 1, K\], \[batch\]"):
+    losses.linear_cross_entropy(x, kernel, labels)
+  with pytest.raises(ValueError, match="kernel"):
+    losses.linear_cross_entropy(jnp.ones((2, 3)), jnp.ones((3, 6)), jnp.zeros(2, jnp.int32))
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(4, 3)), jnp.bfloat16)
+  kernel = jnp.asarray(rng.normal(size=(4, 5)), jnp.bfloat16)
+  value, grads = jax.value_and_grad(losses.linear_cross_entropy, (0, 1))(
+    x, kernel, jnp.array([0, 1, 4, 4])
+  )
+  assert value.dtype == jnp.float32 and [g.dtype for g in grads] == [jnp.bfloat16] * 2
+  plain = losses.cross_entropy(losses._augment(x) @ kernel, jnp.array([0, 1, 4, 4]))
+  np.testing.assert_allclose(value, plain, rtol=2e-2)
