@@ -95,9 +95,6 @@ class LinearLogits:
   x: jax.Array
   kernel: jax.Array
 
-  def materialize(self) -> jax.Array:
-    return _augment(self.x) @ self.kernel
-
 
 jax.tree_util.register_dataclass(LinearLogits, data_fields=["x", "kernel"], meta_fields=[])
 

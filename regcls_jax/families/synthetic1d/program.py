@@ -62,7 +62,7 @@ class Statics:
 
 # The K-way head is fused into the CE (`losses.LinearLogits`) from this many classes on, for
 # the methods whose only use of the logits is that CE. At the paper's sizes on a 2-core CPU one
-# chunk took 9% less time at K=1024 and 5% less at K=256, the same at K=64, and 6% more at K=4
+# chunk took 6-9% less time at K=1024 and 5% less at K=256, the same at K=64, and 6% more at K=4
 # and 16, where the head is too narrow for the saved pass over its logits to pay.
 FUSED_HEAD_MIN_CLASSES = 256
 FUSED_HEAD_METHODS = frozenset({"regcls", "regcls+ranksim"})

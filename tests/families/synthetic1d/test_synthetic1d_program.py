@@ -59,7 +59,8 @@ def test_methods_on_the_vmapped_axis_train_as_if_alone(names, k):
     # RankSim's term is piecewise constant in the features: a near-tie of two cosine
     # similarities that another compiled program orders the other way moves its train loss by
     # one discrete step (1.2e-4 relative on an AVX-512 machine); the test MSE stays within 1e-6.
-    np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=1e-3)
+    rtol = 1e-3 if "ranksim" in run.method else 1e-4
+    np.testing.assert_allclose(m_shared["train_loss"][i], m_alone["train_loss"][0], rtol=rtol)
     np.testing.assert_allclose(m_shared["test_mse"][i], m_alone["test_mse"][0], rtol=1e-4)
 
 
