@@ -65,3 +65,25 @@ def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen):
   hits = np.asarray(state["hits"])
   assert hits.sum() == 2 * seen and hits.max() <= 2 and hits[n:].sum() == 0
   np.testing.assert_allclose(losses, [1.0, 1.0])
+
+
+def test_host_sort_equals_xla_sort_under_vmap_scan_and_devices():
+  # The CPU path sorts in NumPy through a buffer callback: the same array as jnp.sort, for the
+  # vmapped models of each device, inside a scan (as in `train_epochs`), on every device at once.
+  from regcls_jax.train_lib import sharding
+
+  keys = jax.random.bits(jax.random.key(3), (8, 5000), jnp.uint32)
+
+  def epochs(k, on_host):
+    def body(carry, e):
+      return carry, scan_loop.sort_keys(k ^ e.astype(jnp.uint32), on_host)
+
+    return jax.lax.scan(body, 0, jnp.arange(3))[1]
+
+  mesh = sharding.models_mesh()
+  on_host = sharding.models_program(lambda k: epochs(k, True), mesh)
+  on_device = sharding.models_program(lambda k: epochs(k, False), mesh)
+  reference = np.sort(np.asarray(keys)[:, None] ^ np.arange(3, dtype=np.uint32)[:, None], axis=-1)
+  np.testing.assert_array_equal(np.asarray(on_device(keys)), reference)
+  for _ in range(2):  # a second call of the same program must not hang (pure_callback's did)
+    np.testing.assert_array_equal(np.asarray(on_host(keys)), reference)
