@@ -6,14 +6,15 @@ For every group of the paper grid (reg, and reg+cls for each K) it trains one fu
 real-size datasets for E and for 4E epochs (``--epochs``), times each after compilation and
 extrapolates to 80 epochs on that line: a chunk's fixed cost (assembling its inputs on the
 host, the transfers, the final scoring) counts once, its per-epoch cost (shuffle and steps) 80
-times, scaled by each chunk's padded length. A group adds one compilation per distinct
+times, scaled by each chunk's step count. A group adds one compilation per distinct
 compiled program (chunks of the same padded lengths share one), the grid the generation of its
 datasets. Prints a table, then ``paper_grid_projected_seconds=<float>``.
 
 The floor, measured in the same run: the grid's FLOPs from XLA's cost analysis of each group's
 compiled chunk (`program.chunk_flops`: one step's FLOPs x the steps the chunk executes, plus
 the final scoring) and the f32 matmul rate of this machine's cores (a 2048 x 2048 matmul on
-every device at once, laid out like the grid's models), then ``paper_grid_flops=``,
+every device at once, laid out like the grid's models; the best of the default XLA options and
+the wide heads' ones), then ``paper_grid_flops=``,
 ``cpu_peak_flops=``, ``floor_seconds=`` (FLOPs / rate) and ``ratio_to_floor=`` (projected /
 floor). Then the same count on paper for one H100 / H200 (``paper_grid_bytes=``,
 ``h100_floor_seconds=``, ``h200_floor_seconds=``): FLOPs at the TF32 Tensor Core rate, bytes at
@@ -35,22 +36,29 @@ from regcls_jax.train_lib import runtime
 GPUS = (("H100", 494.7e12, 3.35e12), ("H200", 494.7e12, 4.8e12))
 
 
-def matmul_peak(mesh, size: int = 2048, repeats: int = 5) -> float:
-  """FLOP/s of ``size`` x ``size`` f32 matmuls, one per device at once (min time of a few)."""
+# XLA:CPU options under which the peak is measured too (the best of all counts): those the 1D
+# grid's wide-head programs use (`program._compiler_options`).
+PEAK_OPTIONS = ({}, {"xla_cpu_prefer_vector_width": 512, "xla_cpu_multi_thread_eigen": False})
+
+
+def matmul_peak(mesh, size: int = 2048, repeats: int = 10) -> float:
+  """FLOP/s of ``size`` x ``size`` f32 matmuls, one per device at once: the best time of a few
+  runs under each of `PEAK_OPTIONS` (on a GPU the default options only)."""
   import jax
   import jax.numpy as jnp
 
   from regcls_jax.train_lib import sharding
 
   n = mesh.devices.size
-  program = sharding.models_program(lambda a, b: a @ b, mesh)
   a = jnp.ones((n, size, size), jnp.float32) / size
-  jax.block_until_ready(program(a, a))
   best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
+  for options in PEAK_OPTIONS if jax.default_backend() == "cpu" else ({},):
+    program = sharding.models_program(lambda a, b: a @ b, mesh, compiler_options=options)
     jax.block_until_ready(program(a, a))
-    best = min(best, time.perf_counter() - t)
+    for _ in range(repeats):
+      t = time.perf_counter()
+      jax.block_until_ready(program(a, a))
+      best = min(best, time.perf_counter() - t)
   return 2.0 * size**3 * n / best
 
 
@@ -124,19 +132,20 @@ def main() -> None:
     per_epoch = max(times[4 * args.epochs] - times[args.epochs], 0.0) / (3 * args.epochs)
     fixed = max(times[args.epochs] - args.epochs * per_epoch, 0.0)
     secs = fixed + paper_epochs * per_epoch
-    # An epoch's cost grows with the chunk's padded length (its steps): scale per chunk.
+    # An epoch's cost grows with the chunk's steps: scale per chunk.
     multiple = program.length_multiple(config)
     lengths = [program.padded_lengths(c.runs, cache, multiple) for c in members]
-    timed = lengths[len(members) // 2][0]
+    steps_of = [program.chunk_steps(c.runs, cache, config.batch_size) for c in members]
+    timed = steps_of[len(members) // 2]
     programs = len(set(lengths))
     n = sum(c.num_real for c in members)
-    group_secs = sum(fixed + paper_epochs * per_epoch * n_train / timed for n_train, _ in lengths)
+    group_secs = sum(fixed + paper_epochs * per_epoch * s / timed for s in steps_of)
     group_secs += compile_secs * programs
     total += group_secs
     models += n
     config.epochs = args.epochs
     f = program.chunk_flops(chunk, cache, config, mesh)  # steps of the timed epochs: scale
-    steps = sum(f["steps"] * n_train / timed for n_train, _ in lengths)
+    steps = sum(f["steps"] * s / timed for s in steps_of)
     group_flops = f["step"] * steps * paper_epochs / args.epochs + f["eval"] * len(members)
     grid_flops += group_flops
     grid_bytes += f["step_bytes"] * steps * paper_epochs / args.epochs

@@ -115,7 +115,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.plot_predictions = False
 
   # Execution: float32 logits one device holds per step, which sets how many models train at
-  # once; 0 = auto (2**19 on a CPU, which keeps a chunk in cache; 2**28 on an accelerator).
+  # once; 0 = auto (2**18 on a CPU, which keeps a chunk in cache; 2**28 on an accelerator).
   c.logits_budget = 0
   c.checkpoint_every_secs = 120.0
 

@@ -82,6 +82,48 @@ class MLP(nnx.Module):
     return self.reg_head(self.features(x))[..., 0]
 
 
+@jax.custom_vjp
+def unrolled_dense_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """``relu(x @ kernel + bias)`` for ``x [B, din]`` with the matmul unrolled into ``din``
+  multiply-adds over ``[B, dout]``.
+
+  For the 1D trunk's tiny layers (1 -> 6, 6 -> 15), vmapped over hundreds of models, XLA:CPU
+  runs a batched dot as one small Eigen kernel per model; multiply-adds fuse with the bias and
+  the ReLU into one loop over every model's activations. The backward pass keeps the two
+  matmuls (``g @ kernel.T`` and ``x.T @ g``), which ran faster than unrolled reductions. The
+  same function as `nnx.Linear` + ReLU up to float rounding (the sum's order).
+  """
+  return jnp.maximum(bias + sum(x[:, i, None] * kernel[i] for i in range(kernel.shape[0])), 0)
+
+
+def _unrolled_fwd(x, kernel, bias):
+  out = unrolled_dense_relu(x, kernel, bias)
+  return out, (x, kernel, out)
+
+
+def _unrolled_bwd(residuals, g):
+  x, kernel, out = residuals
+  g = jnp.where(out > 0, g, 0)  # ReLU's derivative, 0 at 0 as `jax.nn.relu`'s
+  return g @ kernel.T, x.T @ g, g.sum(0)
+
+
+unrolled_dense_relu.defvjp(_unrolled_fwd, _unrolled_bwd)
+
+# `unrolled_features` unrolls the layers with at most this many inputs (a sum of that many terms).
+UNROLL_MAX_INPUTS = 8
+
+
+def unrolled_features(model: MLP, x: jax.Array) -> jax.Array:
+  """`MLP.features` of ``x [B, in_features]``, its narrow layers as `unrolled_dense_relu`: on a
+  CPU at the 1D study's sizes 8-18% less time per epoch (``benchmarks/sweep1d.py``)."""
+  for layer in model.layers:
+    if layer.in_features <= UNROLL_MAX_INPUTS:
+      x = unrolled_dense_relu(x, layer.kernel[...], layer.bias[...])
+    else:
+      x = jax.nn.relu(layer(x))
+  return x
+
+
 def mlp_for_1d(num_classes: int, hidden: Sequence[int] = (6, 15), seed: int = 0) -> MLP:
   """Convenience constructor for a 1D model."""
   return MLP(1, tuple(hidden), num_classes, rngs=nnx.Rngs(params=seed))

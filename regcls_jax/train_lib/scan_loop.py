@@ -107,6 +107,7 @@ def train_epochs(
   lr_at_epoch: Callable[[jax.Array], jax.Array] | None = None,
   epoch_end: Callable[[step_lib.TrainState], step_lib.TrainState] | None = None,
   drop_last: bool = False,
+  num_steps: jax.Array | None = None,
 ) -> tuple[step_lib.TrainState, jax.Array]:
   """Trains one model for ``epochs`` epochs over its ``n`` (of ``n_pad``) samples.
 
@@ -121,6 +122,11 @@ def train_epochs(
     lr_at_epoch: optional learning rate of each epoch (a step schedule), set at its start.
     epoch_end: optional state update after each epoch (FDS statistics).
     drop_last: skip a trailing partial batch, as a ``drop_last=True`` loader does.
+    num_steps: optional traced batch count per epoch, the same for every vmapped model (pass it
+      unbatched), at most ``ceil(n_pad / batch_size)``: the epoch is then a while loop over
+      that many steps instead of a scan over all of them, so one compiled program serves
+      every ``num_steps`` (the 1D grid pads its chunks to a few lengths and runs each chunk's
+      own step count). The steps it leaves out are those every model would skip.
 
   Returns:
     (final state, mean training loss of each epoch ``[epochs]``).
@@ -146,9 +152,20 @@ def train_epochs(
       state = jax.tree.map(lambda a, b: jnp.where(used, a, b), new_state, state)
       return state, (metrics["loss"], used)
 
-    state, (step_losses, used) = jax.lax.scan(step_body, state, jnp.arange(steps))
+    if num_steps is None:
+      state, (step_losses, used) = jax.lax.scan(step_body, state, jnp.arange(steps))
+      total, count = jnp.sum(step_losses * used), jnp.sum(used)
+    else:
+
+      def loop_body(s, carry):
+        state, total, count = carry
+        state, (loss, used) = step_body(state, s)
+        return state, total + loss * used, count + used
+
+      zero = jnp.zeros((), jnp.float32)
+      state, total, count = jax.lax.fori_loop(0, num_steps, loop_body, (state, zero, zero))
     if epoch_end is not None:
       state = epoch_end(state)
-    return state, jnp.sum(step_losses * used) / jnp.maximum(jnp.sum(used), 1)
+    return state, total / jnp.maximum(count, 1)
 
   return jax.lax.scan(epoch_body, state, jnp.arange(epochs))

@@ -43,7 +43,7 @@ def models_program(
   fn: Callable,
   mesh: Mesh,
   in_axes: Sequence[int | None] | int = 0,
-  compiler_options: dict[str, str] | None = None,
+  compiler_options: dict[str, object] | None = None,
 ) -> Callable:
   """``jit(shard_map(vmap(fn)))``: ``fn`` of ONE model, run for every model of the inputs.
 

@@ -33,11 +33,13 @@ def test_epoch_permutation_is_a_uniform_shuffle_of_the_valid_prefix():
   )
 
 
+@pytest.mark.parametrize("traced", [False, True])
 @pytest.mark.parametrize("drop_last,steps,seen", [(False, 4, 1000), (True, 3, 768)])
-def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen):
+def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen, traced):
   # 1000 samples padded to 1024, batch 256: a drop_last=False loader gives 4 batches (the last
   # of 232 samples), a drop_last=True loader 3 full ones. The step records what it is fed.
-  n, n_pad, batch = 1000, 1024, 256
+  # Traced: padded to 4096 (16 batches), the step count (4) given at run time, in a while loop.
+  n, n_pad, batch = 1000, 4096 if traced else 1024, 256
 
   def train_step(state, b, key):
     del key
@@ -48,19 +50,29 @@ def test_train_epochs_counts_batches_like_a_loader(drop_last, steps, seen):
     del key
     return {"idx": idx, "weight": valid.astype(jnp.float32)}
 
-  state = {"steps": jnp.int32(0), "hits": jnp.zeros(n_pad)}
-  state, losses = scan_loop.train_epochs(
-    state,
-    train_step,
-    make_batch,
-    jnp.int32(n),
-    n_pad,
-    batch_size=batch,
-    epochs=2,
-    shuffle_key=jax.random.key(0),
-    mask_key=jax.random.key(1),
-    drop_last=drop_last,
-  )
+  def run(num_steps):
+    state = {"steps": jnp.int32(0), "hits": jnp.zeros(n_pad)}
+    return scan_loop.train_epochs(
+      state,
+      train_step,
+      make_batch,
+      jnp.int32(n),
+      n_pad,
+      batch_size=batch,
+      epochs=2,
+      shuffle_key=jax.random.key(0),
+      mask_key=jax.random.key(1),
+      drop_last=drop_last,
+      num_steps=num_steps,
+    )
+
+  if traced:  # one compiled program, the step count an argument
+    state, losses = jax.jit(run)(jnp.int32(-(-n // batch)))
+    if drop_last:  # a longer run of it skips the steps past the data (no step taken)
+      longer, _ = jax.jit(run)(jnp.int32(n_pad // batch))
+      np.testing.assert_array_equal(np.asarray(longer["hits"]), np.asarray(state["hits"]))
+  else:
+    state, losses = run(None)
   assert int(state["steps"]) == 2 * steps
   hits = np.asarray(state["hits"])
   assert hits.sum() == 2 * seen and hits.max() <= 2 and hits[n:].sum() == 0

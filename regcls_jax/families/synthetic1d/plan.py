@@ -220,10 +220,12 @@ class DatasetCache:
 
 
 # Logits (float32 elements) one device holds per step when ``config.logits_budget`` is 0 (auto).
-# On a CPU a few K=1024 models per core keep the step's working set in cache: at the paper's
-# sizes 2 models per core took 1406 s per 600 models, 4 took 1495 s and 1 took 3514 s. An
-# accelerator wants as many models as fit: 2**28 elements is 1 GiB per logits buffer.
-AUTO_LOGITS_BUDGET = {"cpu": 2**19}
+# On a CPU a few models per core keep the step's working set in cache: at the paper's sizes
+# (2-core CPU, `benchmarks/sweep1d.py`) 2**18 took 10% less time than 2**19 at K=64 and 8% less
+# at K=256; K=1024 wants 2 models per core (1406 s per 600 models; 4 took 1495 s, 1 took
+# 3514 s), which `models_per_device`'s floor of 2 keeps. An accelerator wants as many models as
+# fit: 2**28 elements is 1 GiB per logits buffer.
+AUTO_LOGITS_BUDGET = {"cpu": 2**18}
 AUTO_LOGITS_BUDGET_ACCELERATOR = 2**28
 
 
@@ -234,9 +236,10 @@ def logits_budget(config) -> int:
 
 
 def models_per_device(loss_width: int, batch_size: int, budget: int) -> int:
-  """How many models one device trains at once: bounded by the logits it holds per step."""
-  width = max(loss_width, 32)  # the trunk's activations bound the regression-only models
-  return int(np.clip(budget // (batch_size * width), 1, 4096))
+  """How many models one device trains at once: bounded by the logits it holds per step, and
+  at least 2 (one model per core left a CPU core's matmul units half idle at K=1024)."""
+  width = max(loss_width, 16)  # the trunk's activations bound the regression-only models
+  return int(np.clip(budget // (batch_size * width), 2, 4096))
 
 
 @dataclasses.dataclass(frozen=True)

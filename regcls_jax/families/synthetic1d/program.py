@@ -34,6 +34,7 @@ from jax.sharding import Mesh
 from regcls_jax.data import synthetic1d
 from regcls_jax.families.synthetic1d.plan import Chunk, DatasetCache, Run, dataset_id, group_methods
 from regcls_jax.method import binning, fds, losses, registry
+from regcls_jax.models import mlp
 from regcls_jax.models.mlp import MLP
 from regcls_jax.train_lib import pytrees, scan_loop, sharding
 from regcls_jax.train_lib import step as step_lib
@@ -78,8 +79,28 @@ def _cls_logits(model: MLP, h: jax.Array, fused: bool):
   return model.cls_head(h)
 
 
+def _features(model: MLP, x: jax.Array) -> jax.Array:
+  """The trunk's features in training: on a CPU its narrow layers as unrolled multiply-adds
+  (`mlp.unrolled_features`, the same up to float rounding), elsewhere `MLP.features`."""
+  if jax.default_backend() == "cpu":
+    return mlp.unrolled_features(model, x)
+  return model.features(x)
+
+
 def _train_one(
-  statics: Statics, seed, ds_id, init_stream, lr, lam, scale, method, priors, train, val, test
+  statics: Statics,
+  seed,
+  ds_id,
+  init_stream,
+  lr,
+  lam,
+  scale,
+  method,
+  priors,
+  train,
+  val,
+  test,
+  num_steps,
 ):
   """Trains and scores ONE model; vmapped over models by `_chunk_program`.
 
@@ -93,6 +114,9 @@ def _train_one(
     priors: the model's `registry.fit_priors` arrays.
     train: dict ``x, y, cls, keep`` of ``[N]`` arrays plus ``n`` (valid count).
     val, test: dicts ``x, y`` of ``[N']`` and ``n``.
+    num_steps: int32 scalar shared by the chunk's models (unbatched): batches per epoch, enough
+      for its longest training set (`chunk_steps`); one program serves every chunk padded to
+      the same lengths.
 
   Returns:
     (final params, metrics dict).
@@ -116,12 +140,11 @@ def _train_one(
 
   def loss_fn(model, batch, hparams, rng):
     del rng
+    h = _features(model, batch["x"])
     if with_fds:  # DIR's FDS: re-calibrate the features of each sample's bucket, then the head
-      h = model.features(batch["x"])
       h = fds.calibrate(hparams["fds"], h, batch["bucket"])
       pred, logits = model.reg_head(h)[..., 0], None
     else:  # the model's forward pass, with the K-way head as `_cls_logits` builds it
-      h = model.features(batch["x"])
       pred = model.reg_head(h)[..., 0]
       logits = _cls_logits(model, h, statics.fused_head)
     objective = functools.partial(
@@ -172,6 +195,7 @@ def _train_one(
     if with_fds
     else None,
     drop_last=statics.drop_last,
+    num_steps=num_steps,
   )
   score = functools.partial(_mse, graphdef, statics.methods, state.params, method, priors)
   metrics = {"train_loss": epoch_losses, "val_mse": score(val), "test_mse": score(test)}
@@ -197,17 +221,35 @@ def _mse(graphdef, names, params, method, priors, split) -> jax.Array:
 def _chunk_program(statics: Statics, mesh: Mesh) -> Callable:
   """The jitted program that trains a whole chunk; cached per static configuration."""
   train_one = functools.partial(_train_one, statics)
-  return sharding.models_program(train_one, mesh, compiler_options=_compiler_options(statics))
+  in_axes = (0,) * 11 + (None,)  # every input per model, but the chunk's step count
+  return sharding.models_program(
+    train_one, mesh, in_axes=in_axes, compiler_options=_compiler_options(statics)
+  )
 
 
-def _compiler_options(statics: Statics) -> dict[str, str]:
-  """XLA:CPU runs the wide heads' matmuls fastest through its YNNPACK fusions, but the tiny
-  batched matmuls of the trunk and narrow heads faster without them: at the paper's sizes the
-  regression-only group took 106 s per 600 models without and 135 s with, K=16 202 vs 227 s,
-  while K=256 took 578 vs 388 s and K=1024 1856 vs 1170 s (`benchmarks/sweep1d.py`)."""
-  if jax.default_backend() == "cpu" and statics.num_classes < 64:
-    return {"xla_cpu_experimental_ynn_fusion_type": ""}
-  return {}
+def _compiler_options(statics: Statics) -> dict[str, object]:
+  """XLA:CPU options of a group's program, measured at the paper's sizes on a 2-core CPU
+  (`benchmarks/sweep1d.py`, 2026-12-03).
+
+  - Every group: Eigen's matmuls single-threaded (``xla_cpu_multi_thread_eigen``): each core is
+    its own JAX device already, and a device's matmuls spreading over the shared pool competed
+    with the other device's (reg 10% faster, K = 1024 3%).
+  - K < 64: no YNNPACK fusions: the trunk's and narrow heads' tiny batched matmuls ran faster
+    without them (reg 106 s per 600 models without, 135 s with; K=16 202 vs 227 s), while
+    K=256 took 578 vs 388 s and K=1024 1856 vs 1170 s.
+  - K >= 256: 512-bit vectors (``xla_cpu_prefer_vector_width``; XLA defaults to 256 bits even
+    where the cores have AVX-512, and uses what the cores have where they have less) for the
+    softmax's exponentials and reductions over the wide logits: K = 256 and 1024 8-14% faster,
+    the regression-only group 11% slower.
+  """
+  if jax.default_backend() != "cpu":
+    return {}
+  options: dict[str, object] = {"xla_cpu_multi_thread_eigen": False}
+  if statics.num_classes < 64:
+    options["xla_cpu_experimental_ynn_fusion_type"] = ""
+  if statics.num_classes >= 256:
+    options["xla_cpu_prefer_vector_width"] = 512
+  return options
 
 
 def _abstract_model(hidden: Sequence[int], num_classes: int) -> MLP:
@@ -297,17 +339,32 @@ def method_indices(runs: Sequence[Run], names: Sequence[str]) -> np.ndarray:
 
 
 def length_multiple(config) -> int:
-  """Every chunk's split lengths are padded to a multiple of this (whole batches, >= 1024), so
-  the chunks of a group share a handful of compiled programs."""
+  """Every chunk's split lengths are padded to this (whole batches, >= 1024) times a power of
+  two (`padded_lengths`)."""
   return config.batch_size * -(-1024 // config.batch_size)
 
 
+def _bucket(n: int, multiple: int) -> int:
+  """``multiple`` x the smallest power of two with at least ``n`` samples."""
+  units = -(-n // multiple)
+  return multiple * (1 << (units - 1).bit_length())
+
+
 def padded_lengths(runs: Sequence[Run], cache: DatasetCache, multiple: int) -> tuple[int, int]:
-  """``(train, eval)``: the padded split lengths of a chunk of ``runs``; with the group's
-  static shape they decide which compiled program the chunk runs."""
+  """``(train, eval)``: the padded split lengths of a chunk of ``runs``, each ``multiple`` x a
+  power of two; with the group's static shape they decide which compiled program the chunk
+  runs. At the paper's sizes (18.5k-25k training samples) every chunk pads to 32768: one
+  program per group (each took ~2 s to compile; the padding costs only the shuffle's sort and
+  the final scoring, the steps are the chunk's own, `chunk_steps`). A shuffle is the same at
+  either length (`scan_loop.epoch_permutation`: a power of two needs no more index bits)."""
   splits = [cache.splits(r) for r in runs]
-  n_train = round_up(max(len(s[0]) for s in splits), multiple)
-  return n_train, round_up(max(max(len(s[1]), len(s[2])) for s in splits), multiple)
+  n_train = _bucket(max(len(s[0]) for s in splits), multiple)
+  return n_train, _bucket(max(max(len(s[1]), len(s[2])) for s in splits), multiple)
+
+
+def chunk_steps(runs: Sequence[Run], cache: DatasetCache, batch_size: int) -> int:
+  """Batches per epoch of a chunk: enough for its longest training set."""
+  return -(-max(len(cache.splits(r)[0]) for r in runs) // batch_size)
 
 
 def chunk_inputs(
@@ -384,7 +441,9 @@ def chunk_call(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> tuple[C
     paired=bool(config.get("pair_init", False)),
   )
   keys = ("seed", "ds_id", "init_stream", "lr", "lam", "scale", "method")
-  return _chunk_program(statics, mesh), (*(scalars[k] for k in keys), priors, train, val, test)
+  num_steps = np.int32(chunk_steps(chunk.runs, cache, statics.batch_size))
+  args = (*(scalars[k] for k in keys), priors, train, val, test, num_steps)
+  return _chunk_program(statics, mesh), args
 
 
 def train_chunk(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh):
@@ -408,8 +467,8 @@ def chunk_flops(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> dict[s
   XLA counts a loop's body once, whatever its trip count; so the chunk's cost is one training
   step plus the final scoring of val and test. The scoring is costed alone (the same forward
   pass in the evaluation program) and subtracted; the chunk executes ``epochs x steps`` steps
-  (every model runs the padded dataset's step count; steps past its own data are computed and
-  discarded, `scan_loop.train_epochs`).
+  (every model runs the chunk's step count, `chunk_steps`; steps past its own data are computed
+  and discarded, `scan_loop.train_epochs`).
 
   Returns:
     ``{"step", "eval", "steps", "total"}`` FLOPs, each over all devices, and
@@ -424,9 +483,9 @@ def chunk_flops(chunk: Chunk, cache: DatasetCache, config, mesh: Mesh) -> dict[s
   settings = registry.Settings.from_config(config.get("peers"))
   evaluate = _eval_program(tuple(config.hidden), chunk.runs[0].num_classes, names, mesh)
   head = (method_indices(chunk.runs, names), run_priors(chunk.runs, cache, settings))
-  train, val, test = args[-3:]
+  _, val, test, num_steps = args[-4:]
   eval_cost = sum(_cost(evaluate.lower(params, *head, s).compile()) for s in (val, test)) * n_dev
-  steps = config.epochs * -(-train["x"].shape[-1] // config.batch_size)
+  steps = config.epochs * int(num_steps)
   step_cost = chunk_cost - eval_cost
   return {
     "step": step_cost[0],

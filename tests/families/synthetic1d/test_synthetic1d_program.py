@@ -183,8 +183,8 @@ def test_chunk_flops_count_every_step_of_the_matmuls():
     matmuls = 6 * macs * config.batch_size * len(chunk.runs)
     assert matmuls <= f["step"] <= 3 * matmuls, (chunk.group, f, matmuls)
     n_train = max(len(cache.splits(r)[0]) for r in chunk.runs)
-    padded = config.batch_size * -(-1024 // config.batch_size)
-    assert f["steps"] == config.epochs * -(-(-(-n_train // padded) * padded) // config.batch_size)
+    # The chunk's own batches per epoch (its arrays are padded further, to a power of two).
+    assert f["steps"] == config.epochs * -(-n_train // config.batch_size)
     assert f["total"] == f["step"] * f["steps"] + f["eval"] and f["eval"] > 0
     # A step reads at least its batch's inputs and every model's parameters (float32).
     params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:])) + (dims[-1] + 1) * (1 + k)
