@@ -237,17 +237,17 @@ def _compiler_options(statics: Statics) -> dict[str, object]:
   - K < 64: no YNNPACK fusions: the trunk's and narrow heads' tiny batched matmuls ran faster
     without them (reg 106 s per 600 models without, 135 s with; K=16 202 vs 227 s), while
     K=256 took 578 vs 388 s and K=1024 1856 vs 1170 s.
-  - K >= 256: 512-bit vectors (``xla_cpu_prefer_vector_width``; XLA defaults to 256 bits even
+  - K >= 64: 512-bit vectors (``xla_cpu_prefer_vector_width``; XLA defaults to 256 bits even
     where the cores have AVX-512, and uses what the cores have where they have less) for the
     softmax's exponentials and reductions over the wide logits: K = 256 and 1024 8-14% faster,
-    the regression-only group 11% slower.
+    K = 64 4%; the regression-only group 11% slower, K = 16 4%.
   """
   if jax.default_backend() != "cpu":
     return {}
   options: dict[str, object] = {"xla_cpu_multi_thread_eigen": False}
   if statics.num_classes < 64:
     options["xla_cpu_experimental_ynn_fusion_type"] = ""
-  if statics.num_classes >= 256:
+  if statics.num_classes >= 64:
     options["xla_cpu_prefer_vector_width"] = 512
   return options
 
