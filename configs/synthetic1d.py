@@ -36,9 +36,9 @@ Any field can be overridden: ``--config.epochs=5 --config.num_classes='(4,64)'``
 Expected result (the reference's own Fig. 3 numbers, mean test MSE reg vs reg+cls): clean mild
 0.307 vs 0.264, moderate 0.394 vs 0.321, severe 0.393 vs 0.270; noisy mild 0.337 vs 0.240,
 moderate 0.377 vs 0.244, severe 0.393 vs 0.235; ood about equal.
-The paper grid gave (2-core CPU, 27 min): clean mild 0.300 vs 0.259, moderate 0.382 vs 0.308,
-severe 0.383 vs 0.286; noisy mild 0.319 vs 0.278, moderate 0.381 vs 0.249, severe 0.380 vs
-0.279; ood win % 54-60 (docs/results/paper_grid/summary.md, docs/synthetic1d.md).
+The paper grid gave (2-core CPU, 22 min): clean mild 0.300 vs 0.259, moderate 0.383 vs 0.308,
+severe 0.382 vs 0.286; noisy mild 0.316 vs 0.281, moderate 0.385 vs 0.249, severe 0.382 vs
+0.280; ood win % 54-60 (docs/results/paper_grid/summary.md, docs/synthetic1d.md).
 """
 
 import ml_collections

@@ -113,12 +113,16 @@ def _linear_ce_fwd(x, kernel, labels):
   logits = xa @ kernel
   top = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
   e = jnp.exp(logits - top[:, None])
-  # One matmul gives both ``e @ W^T`` (the features' gradient up to scale, for the backward
-  # pass) and, in the bias row's column (whose gradient is dropped: the input there is the
-  # constant 1), the softmax's normaliser ``sum_k e``: one pass over ``e`` fewer than a
-  # separate row sum (the K=1024 step's op time -6%).
-  e_kernel = e @ jnp.concatenate([kernel[:-1], jnp.ones_like(kernel[-1:])]).T
-  total = e_kernel[:, -1]
+  if jax.default_backend() == "cpu":
+    # One matmul gives both ``e @ W^T`` (the features' gradient up to scale, for the backward
+    # pass) and, in the bias row's column (whose gradient is dropped: the input there is the
+    # constant 1), the softmax's normaliser ``sum_k e``: one pass over ``e`` fewer than a
+    # separate row sum (the K=1024 step's op time -6%). CPU only: an accelerator's default
+    # matmul precision (TF32, bf16) would round the normaliser to ~1e-3.
+    e_kernel = e @ jnp.concatenate([kernel[:-1], jnp.ones_like(kernel[-1:])]).T
+    total = e_kernel[:, -1]
+  else:
+    e_kernel, total = e @ kernel.T, jnp.sum(e, axis=-1)
   picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
   return top + jnp.log(total) - picked, (xa, kernel, e, e_kernel, total, labels)
 

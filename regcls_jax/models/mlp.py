@@ -93,6 +93,10 @@ def unrolled_dense_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax
   matmuls (``g @ kernel.T`` and ``x.T @ g``), which ran faster than unrolled reductions. The
   same function as `nnx.Linear` + ReLU up to float rounding (the sum's order).
   """
+  if x.ndim != 2 or kernel.shape[0] != x.shape[1]:
+    raise ValueError(
+      f"unrolled_dense_relu: x {x.shape}, kernel {kernel.shape}; expected [batch, din], [din, dout]"
+    )
   return jnp.maximum(bias + sum(x[:, i, None] * kernel[i] for i in range(kernel.shape[0])), 0)
 
 

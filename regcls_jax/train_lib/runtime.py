@@ -15,7 +15,9 @@ def configure(num_cpu_devices: int | None = None, cache_dir: str | None = None) 
     One single-threaded device per core ran the 1D grid 1.4x faster than one device using both
     cores (``benchmarks/sweep1d.py``). Accelerator platforms are unaffected.
   * Enables the persistent compilation cache (``REGCLS_JAX_CACHE`` or ``cache_dir``; set it to
-    an empty string to disable), which saves most of the compile time of a second run.
+    an empty string to disable), which saves most of the compile time of a second run. JAX
+    does not cache programs with host callbacks: on a CPU that leaves out the training programs
+    of the vmapped families (their shuffles sort in NumPy, `scan_loop.sort_keys`).
   """
   if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     jax.config.update("jax_num_cpu_devices", num_cpu_devices or os.cpu_count() or 1)

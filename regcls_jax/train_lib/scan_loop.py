@@ -1,12 +1,13 @@
-"""Training loops that live inside one compiled program: epochs and steps as `lax.scan`.
+"""Training loops that live inside one compiled program: epochs as `lax.scan`, their steps as a
+`lax.scan` or, with a traced step count, a while loop.
 
 The 1D program and the Breakfast per-activity program train many models side by side with
 ``jax.vmap``; each model reads its own (padded) set of sample indices. `train_epochs` runs the
 epochs of one such model: a fresh shuffle per epoch (`epoch_permutation`), ``ceil(n_pad / batch)``
-batches, of which those past the model's own data are skipped entirely (no Adam step), so every
-model sees exactly ``ceil(n / batch)`` batches per epoch, like a ``drop_last=False`` loader
-(``floor(n / batch)`` with ``drop_last=True``, the 1D reference's loader), whatever the padding
-its chunk mates impose.
+(or ``num_steps``) batches, of which those past the model's own data are skipped entirely (no
+Adam step), so every model sees exactly ``ceil(n / batch)`` batches per epoch, like a
+``drop_last=False`` loader (``floor(n / batch)`` with ``drop_last=True``, the 1D reference's
+loader), whatever the padding its chunk mates impose.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def sort_keys(keys: jax.Array, on_host: bool | None = None) -> jax.Array:
 
   XLA:CPU sorts with a comparison sort that calls its compiled comparator per comparison:
   ~1.1 ms for 26k uint32 keys on one core, against ~0.1 ms for NumPy's vectorised sort (the
-  1D grid's datasets have ~26k training samples; its models shuffle every epoch, which made the
-  sort about a third of the small models' training time). The NumPy sort runs in a
+  1D grid's models shuffle 18-25k samples every epoch, which made XLA's sort about 40% of the
+  regression-only models' training time). The NumPy sort runs in a
   `buffer_callback`, written straight into the output buffer, once per call for all vmapped
   models of the device; `jax.pure_callback` deadlocks here when several CPU devices call it at
   once (it waits on its own input buffers). Keys are sorted ascending; equal keys are
@@ -66,9 +67,10 @@ def epoch_permutation(key: jax.Array, n: jax.Array, n_pad: int) -> jax.Array:
   faster than ``argsort``, and the low bits give the permutation back. Padding gets all-ones
   high bits and sorts last. Positions whose random high bits tie keep their index order; with
   16 random bits and ~22k samples that touches a few percent of adjacent pairs and does not
-  change what an epoch contains. The keys of position i do not depend on ``n_pad``, so a model's
-  shuffle is the same in any chunk. The keys are distinct, so every sort gives the same order:
-  on a CPU it runs in NumPy (`sort_keys`).
+  change what an epoch contains. The keys of position i depend on ``n_pad`` only through the
+  number of index bits (16 up to 65,536 samples, then ``ceil(log2(n_pad))``), so a model's
+  shuffle is the same in any chunk padded to as many bits. The keys are distinct, so every sort
+  gives the same order: on a CPU it runs in NumPy (`sort_keys`).
 
   Args:
     key: PRNG key of this model and epoch.
@@ -162,7 +164,7 @@ def train_epochs(
         state, (loss, used) = step_body(state, s)
         return state, total + loss * used, count + used
 
-      zero = jnp.zeros((), jnp.float32)
+      zero = jnp.zeros((), jnp.result_type(float))
       state, total, count = jax.lax.fori_loop(0, num_steps, loop_body, (state, zero, zero))
     if epoch_end is not None:
       state = epoch_end(state)

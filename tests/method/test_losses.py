@@ -57,10 +57,14 @@ def test_everything_masked_is_zero_with_zero_gradient():
   assert np.all(np.isfinite(g)) and np.all(g == 0)
 
 
-def test_linear_cross_entropy_value_and_gradients_match_numpy():
+@pytest.mark.parametrize("backend", ["cpu", "accelerator"])
+def test_linear_cross_entropy_value_and_gradients_match_numpy(backend, monkeypatch):
   """The fused head + CE against the softmax CE of ``[x, 1] @ kernel`` and its gradient in
   float64 numpy: d logits = (softmax - onehot) * mask / kept, chained through the head.
-  Repeated labels exercise the scatter of the one-hot part; large logits the max shift."""
+  Repeated labels exercise the scatter of the one-hot part; large logits the max shift. Both
+  forms of the softmax's normaliser: a matmul's column on a CPU, a row sum elsewhere."""
+  if backend != "cpu":
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   rng = np.random.default_rng(3)
   b, d, k = 12, 5, 7
   x = rng.normal(size=(b, d)).astype(np.float32)

@@ -237,7 +237,7 @@ def logits_budget(config) -> int:
 
 def models_per_device(loss_width: int, batch_size: int, budget: int) -> int:
   """How many models one device trains at once: bounded by the logits it holds per step, and
-  at least 2 (one model per core left a CPU core's matmul units half idle at K=1024)."""
+  at least 2 whatever the budget (one model per core ran K=1024 2.5x slower on a CPU)."""
   width = max(loss_width, 16)  # the trunk's activations bound the regression-only models
   return int(np.clip(budget // (batch_size * width), 2, 4096))
 
@@ -295,10 +295,10 @@ def plan_chunks(
 
 def chunk_cost(chunk: Chunk) -> float:
   """Relative cost of a chunk, for the ETA, in regression-only models: fitted to
-  `benchmarks/sweep1d.py` on a CPU, where a reg+cls model costs about 1.3 + K / 90 of those
-  (K=1024: 12x)."""
+  `benchmarks/sweep1d.py` on a CPU, where a reg+cls model costs about 2 + K / 46 of those
+  (measured on 2026-12-03: K=4 1.9, K=64 3.4, K=1024 24)."""
   k = chunk.width
-  return len(chunk.runs) * (1.3 + k / 90.0 if k else 1.0)
+  return len(chunk.runs) * (2.0 + k / 46.0 if k else 1.0)
 
 
 class Progress:

@@ -2,11 +2,17 @@
 
 `plan.plan_chunks` cuts the grid into chunks of runs of one static shape (method, number of
 classes, balanced or not); `train_chunk` trains a chunk with ``jax.vmap`` over models,
-``lax.scan`` over epochs and steps, and ``shard_map`` over the devices (on a CPU the cores are
-exposed as devices, see `train_lib/runtime.py`). There is no Python loop over steps or models;
-the Python loop in `trainer` runs over chunks, which only bounds memory, and the chunks of a group
-share their compiled executables (one per padded dataset length, a handful per grid, cached on
-disk across runs).
+``lax.scan`` over epochs, a while loop over each epoch's steps, and ``shard_map`` over the
+devices (on a CPU the cores are exposed as devices, see `train_lib/runtime.py`). There is no
+Python loop over steps or models; the Python loop in `trainer` runs over chunks, which only
+bounds memory, and the chunks of a group share one compiled executable (their splits padded to
+1024 x a power of two, `padded_lengths`; the step count an argument, `chunk_steps`). On a CPU
+the programs are not kept in JAX's on-disk cache: their shuffles call NumPy
+(`scan_loop.sort_keys`), and JAX does not cache programs with host callbacks.
+
+On a CPU the trunk's narrow layers run as unrolled multiply-adds (`_features`) and each group
+compiles with its own XLA options (`_compiler_options`); docs/synthetic1d.md ("How the grid
+runs") has what each of these saves.
 
 The regression-only model does not depend on K, lambda or the bins, so it is trained once per
 dataset, not once per K as the reference driver does.
@@ -354,9 +360,10 @@ def padded_lengths(runs: Sequence[Run], cache: DatasetCache, multiple: int) -> t
   """``(train, eval)``: the padded split lengths of a chunk of ``runs``, each ``multiple`` x a
   power of two; with the group's static shape they decide which compiled program the chunk
   runs. At the paper's sizes (18.5k-25k training samples) every chunk pads to 32768: one
-  program per group (each took ~2 s to compile; the padding costs only the shuffle's sort and
-  the final scoring, the steps are the chunk's own, `chunk_steps`). A shuffle is the same at
-  either length (`scan_loop.epoch_permutation`: a power of two needs no more index bits)."""
+  program per group (each took ~2 s to compile; the padding costs only the shuffle's sort, the
+  final scoring and FDS's epoch-end pass, the steps are the chunk's own, `chunk_steps`). A
+  shuffle is the same at either length (`scan_loop.epoch_permutation`) when ``multiple`` is a
+  power of two (1024 at batch 256): a power-of-two length needs no more index bits then."""
   splits = [cache.splits(r) for r in runs]
   n_train = _bucket(max(len(s[0]) for s in splits), multiple)
   return n_train, _bucket(max(max(len(s[1]), len(s[2])) for s in splits), multiple)

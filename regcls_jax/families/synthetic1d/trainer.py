@@ -49,7 +49,7 @@ _PLAN_FIELDS = (
 
 
 # Bump when the order in which chunks are planned changes: it invalidates old checkpoints.
-_PLAN_VERSION = 4
+_PLAN_VERSION = 5  # 5: 2**18 logits per CPU device (chunk sizes of K = 64, 256)
 
 
 def _row(run: plan.Run, metrics: dict, i: int, group: str, index: int) -> dict:

@@ -50,3 +50,13 @@ def test_run_group_names():
   run = plan.Run("clean", "mild", 0, 0, "regcls", 16, True, 1.0, 1e-3)
   assert run.group == "regcls_k16_bal" and run.seed == 0
   assert dataclasses.replace(run, method="reg", num_classes=0).group == "reg"
+
+
+def test_models_per_device_follows_the_logits_budget_with_a_floor_of_two():
+  # 2**18 logits at batch 256: 16 models of K = 64, 4 of K = 256; K = 1024 would fit 1, gets 2;
+  # the regression-only models count as 16 wide.
+  assert plan.models_per_device(64, 256, 2**18) == 16
+  assert plan.models_per_device(256, 256, 2**18) == 4
+  assert plan.models_per_device(1024, 256, 2**18) == 2
+  assert plan.models_per_device(0, 256, 2**18) == 64
+  assert plan.models_per_device(4, 256, 2**40) == 4096

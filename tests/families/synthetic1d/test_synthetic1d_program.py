@@ -11,24 +11,39 @@ from regcls_jax.families.synthetic1d import plan, program
 from regcls_jax.train_lib import sharding
 
 
-def test_model_in_a_chunk_trains_as_if_alone():
+def test_model_in_a_chunk_trains_as_if_alone(monkeypatch):
   """A model's result does not depend on which other models share its chunk (or padding)."""
   config = tiny_1d_config(samplings=("uniform", "severe"), num_classes=(8,), balanced=(True,))
   cache = plan.DatasetCache(synthetic1d.Sizes(**config.data))
   mesh = sharding.models_mesh()
   runs = [r for r in plan.plan_runs(config) if r.method == "regcls"]
   assert len(runs) == 2 and len(runs[0].dataset) == 5
-  # The uniform dataset is shorter than the severe one: in a shared chunk it is padded and
-  # skips empty batches; alone (4 copies, one per device) it is not padded as much.
+  # The uniform dataset is shorter than the severe one: in a shared chunk it is padded further,
+  # runs the longer dataset's step count and skips the empty batches; alone (4 copies, one per
+  # device) it runs its own, and once more with its splits padded 2x further.
   assert len(cache.splits(runs[0])[0]) != len(cache.splits(runs[1])[0])
   mixed = plan.Chunk(runs[0].group, (runs[0], runs[1], runs[1], runs[1]), 2)
   alone = plan.Chunk(runs[0].group, (runs[0],) * 4, 1)
+  # Here the two chunks pad to different lengths (4096 and 2048) and run different step counts
+  # (each chunk's own: its longest dataset's batches).
+  multiple = program.length_multiple(config)
+  lengths = [program.padded_lengths(c.runs, cache, multiple)[0] for c in (mixed, alone)]
+  steps = [program.chunk_steps(c.runs, cache, config.batch_size) for c in (mixed, alone)]
+  assert lengths[0] > lengths[1] and steps[0] > steps[1]
   p_mixed, m_mixed = program.train_chunk(mixed, cache, config, mesh)
   p_alone, m_alone = program.train_chunk(alone, cache, config, mesh)
   np.testing.assert_allclose(m_mixed["test_mse"][0], m_alone["test_mse"][0], rtol=1e-5)
   np.testing.assert_allclose(m_mixed["train_loss"][0], m_alone["train_loss"][0], rtol=1e-5)
   for a, b in zip(jax.tree.leaves(p_mixed), jax.tree.leaves(p_alone)):
     np.testing.assert_allclose(a[0], b[0], rtol=1e-4, atol=1e-6)
+  # Alone again, its splits padded 2x further: the same program shape as the mixed chunk's,
+  # bit for bit the same model as alone.
+  monkeypatch.setattr(program, "length_multiple", lambda config: 2 * lengths[1])
+  assert program.padded_lengths(alone.runs, cache, 2 * lengths[1])[0] == lengths[0]
+  p_padded, m_padded = program.train_chunk(alone, cache, config, mesh)
+  np.testing.assert_array_equal(m_padded["test_mse"], m_alone["test_mse"])
+  for a, b in zip(jax.tree.leaves(p_padded), jax.tree.leaves(p_alone)):
+    np.testing.assert_array_equal(a, b)
 
 
 def _tiny(**overrides):
