@@ -17,7 +17,8 @@ def configure(num_cpu_devices: int | None = None, cache_dir: str | None = None) 
   * Enables the persistent compilation cache (``REGCLS_JAX_CACHE`` or ``cache_dir``; set it to
     an empty string to disable), which saves most of the compile time of a second run. JAX
     does not cache programs with host callbacks: on a CPU that leaves out the training programs
-    of the vmapped families (their shuffles sort in NumPy, `scan_loop.sort_keys`).
+    of the vmapped families whose models hold 16k samples or more (their shuffles sort in
+    NumPy, `scan_loop.sort_keys`).
   """
   if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     jax.config.update("jax_num_cpu_devices", num_cpu_devices or os.cpu_count() or 1)

@@ -38,8 +38,15 @@ def _numpy_sort(ctx, out, keys) -> None:
   order.sort(axis=-1)
 
 
+# From this many keys per row on (``on_host`` None), a CPU sorts them in NumPy: below it XLA's
+# sort costs little, and a program without the host callback stays in JAX's on-disk cache
+# (short runs and the tests recompile less).
+HOST_SORT_MIN_KEYS = 16384
+
+
 def sort_keys(keys: jax.Array, on_host: bool | None = None) -> jax.Array:
-  """``jnp.sort(keys)`` along the last axis; on a CPU (``on_host`` None) NumPy sorts instead.
+  """``jnp.sort(keys)`` along the last axis; on a CPU (``on_host`` None) NumPy sorts rows of
+  at least `HOST_SORT_MIN_KEYS` keys instead.
 
   XLA:CPU sorts with a comparison sort that calls its compiled comparator per comparison:
   ~1.1 ms for 26k uint32 keys on one core, against ~0.1 ms for NumPy's vectorised sort (the
@@ -51,7 +58,7 @@ def sort_keys(keys: jax.Array, on_host: bool | None = None) -> jax.Array:
   indistinguishable, so both sorts give the same array.
   """
   if on_host is None:
-    on_host = jax.default_backend() == "cpu"
+    on_host = jax.default_backend() == "cpu" and keys.shape[-1] >= HOST_SORT_MIN_KEYS
   if not on_host:
     return jnp.sort(keys, axis=-1)
   out = jax.ShapeDtypeStruct(keys.shape, keys.dtype)

@@ -99,3 +99,13 @@ def test_host_sort_equals_xla_sort_under_vmap_scan_and_devices():
   np.testing.assert_array_equal(np.asarray(on_device(keys)), reference)
   for _ in range(2):  # a second call of the same program must not hang (pure_callback's did)
     np.testing.assert_array_equal(np.asarray(on_host(keys)), reference)
+
+
+def test_only_long_rows_sort_on_the_host():
+  # Short rows keep XLA's sort (no host callback: the program stays cacheable on disk).
+  def lowered(n):
+    keys = jnp.zeros((2, n), jnp.uint32)
+    return jax.jit(scan_loop.sort_keys).lower(keys).as_text()
+
+  assert "python_cpu_callback" not in lowered(scan_loop.HOST_SORT_MIN_KEYS - 1)
+  assert "python_cpu_callback" in lowered(scan_loop.HOST_SORT_MIN_KEYS)

@@ -7,7 +7,7 @@ devices (on a CPU the cores are exposed as devices, see `train_lib/runtime.py`).
 Python loop over steps or models; the Python loop in `trainer` runs over chunks, which only
 bounds memory, and the chunks of a group share one compiled executable (their splits padded to
 1024 x a power of two, `padded_lengths`; the step count an argument, `chunk_steps`). On a CPU
-the programs are not kept in JAX's on-disk cache: their shuffles call NumPy
+the paper-size programs are not kept in JAX's on-disk cache: their shuffles call NumPy
 (`scan_loop.sort_keys`), and JAX does not cache programs with host callbacks.
 
 On a CPU the trunk's narrow layers run as unrolled multiply-adds (`_features`) and each group
