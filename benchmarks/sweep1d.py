@@ -36,23 +36,21 @@ from regcls_jax.train_lib import runtime
 GPUS = (("H100", 494.7e12, 3.35e12), ("H200", 494.7e12, 4.8e12))
 
 
-# XLA:CPU options under which the peak is measured too (the best of all counts): those the 1D
-# grid's wide-head programs use (`program._compiler_options`).
-PEAK_OPTIONS = ({}, {"xla_cpu_prefer_vector_width": 512, "xla_cpu_multi_thread_eigen": False})
-
-
 def matmul_peak(mesh, size: int = 2048, repeats: int = 10) -> float:
   """FLOP/s of ``size`` x ``size`` f32 matmuls, one per device at once: the best time of a few
-  runs under each of `PEAK_OPTIONS` (on a GPU the default options only)."""
+  runs under XLA's default options and under those of the 1D grid's widest heads (the best of
+  all counts; on a GPU the default options only)."""
   import jax
   import jax.numpy as jnp
 
+  from regcls_jax.families.synthetic1d import program as program_1d
   from regcls_jax.train_lib import sharding
 
   n = mesh.devices.size
   a = jnp.ones((n, size, size), jnp.float32) / size
   best = float("inf")
-  for options in PEAK_OPTIONS if jax.default_backend() == "cpu" else ({},):
+  wide_heads = program_1d.compiler_options(1024)  # {} off a CPU
+  for options in ({}, wide_heads) if wide_heads else ({},):
     program = sharding.models_program(lambda a, b: a @ b, mesh, compiler_options=options)
     jax.block_until_ready(program(a, a))
     for _ in range(repeats):

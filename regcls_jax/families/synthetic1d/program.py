@@ -11,7 +11,7 @@ the paper-size programs are not kept in JAX's on-disk cache: their shuffles call
 (`scan_loop.sort_keys`), and JAX does not cache programs with host callbacks.
 
 On a CPU the trunk's narrow layers run as unrolled multiply-adds (`_features`) and each group
-compiles with its own XLA options (`_compiler_options`); docs/synthetic1d.md ("How the grid
+compiles with its own XLA options (`compiler_options`); docs/synthetic1d.md ("How the grid
 runs") has what each of these saves.
 
 The regression-only model does not depend on K, lambda or the bins, so it is trained once per
@@ -229,13 +229,13 @@ def _chunk_program(statics: Statics, mesh: Mesh) -> Callable:
   train_one = functools.partial(_train_one, statics)
   in_axes = (0,) * 11 + (None,)  # every input per model, but the chunk's step count
   return sharding.models_program(
-    train_one, mesh, in_axes=in_axes, compiler_options=_compiler_options(statics)
+    train_one, mesh, in_axes=in_axes, compiler_options=compiler_options(statics.num_classes)
   )
 
 
-def _compiler_options(statics: Statics) -> dict[str, object]:
-  """XLA:CPU options of a group's program, measured at the paper's sizes on a 2-core CPU
-  (`benchmarks/sweep1d.py`, 2026-12-03).
+def compiler_options(num_classes: int) -> dict[str, object]:
+  """XLA:CPU options of a group's program (K = ``num_classes``, 0 without a head; none off a
+  CPU), measured at the paper's sizes on a 2-core CPU (`benchmarks/sweep1d.py`, 2026-12-03).
 
   - Every group: Eigen's matmuls single-threaded (``xla_cpu_multi_thread_eigen``): each core is
     its own JAX device already, and a device's matmuls spreading over the shared pool competed
@@ -251,9 +251,9 @@ def _compiler_options(statics: Statics) -> dict[str, object]:
   if jax.default_backend() != "cpu":
     return {}
   options: dict[str, object] = {"xla_cpu_multi_thread_eigen": False}
-  if statics.num_classes < 64:
+  if num_classes < 64:
     options["xla_cpu_experimental_ynn_fusion_type"] = ""
-  if statics.num_classes >= 64:
+  else:
     options["xla_cpu_prefer_vector_width"] = 512
   return options
 
